@@ -1,0 +1,211 @@
+"""Settings: read once at start-up from the environment (and ``.env``), validated, frozen.
+
+A missing or invalid variable raises :class:`ConfigError` naming it, so a bad deployment
+stops at start-up instead of failing on the first call. Every variable is listed in
+``.env.example`` and the README.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias, TypeVar, get_args
+from urllib.parse import urlsplit
+
+from rt_server.errors import ConfigError
+from rt_server.profile import Profile
+
+_T = TypeVar("_T", bound=str)
+
+BackendName: TypeAlias = Literal["openai", "azure", "emulator"]
+Voice: TypeAlias = Literal[
+    "alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-session limits; every one is documented in the README's limits table."""
+
+    max_message_bytes: int = 256 * 1024
+    max_audio_realtime_factor: float = 4.0
+    max_session_seconds: float = 3600.0
+    idle_timeout_seconds: float = 600.0
+    max_sessions: int = 500
+    send_buffer_bytes: int = 4 * 1024 * 1024
+    backend_connect_timeout: float = 15.0
+    response_timeout_seconds: float = 30.0
+    reconnect_attempts: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything rt_server needs, validated; built by :func:`load_settings`."""
+
+    backend: BackendName = "emulator"
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_model: str = "gpt-realtime"
+    openai_base_url: str | None = None
+    azure_endpoint: str | None = None
+    azure_deployment: str | None = None
+    azure_api_key: str | None = field(default=None, repr=False)
+    azure_api_version: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    profile: Profile = field(default_factory=Profile)
+    log_level: str = "INFO"
+    log_json: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from ``env``; raise :class:`ConfigError` naming a bad variable."""
+        get = _Reader(env)
+        backend = _backend_name(get)
+        settings = cls(
+            backend=backend,
+            openai_api_key=get.text("OPENAI_API_KEY"),
+            openai_model=get.text("OPENAI_MODEL") or "gpt-realtime",
+            openai_base_url=get.url("OPENAI_BASE_URL"),
+            azure_endpoint=get.url("AZURE_OPENAI_ENDPOINT"),
+            azure_deployment=get.text("AZURE_OPENAI_DEPLOYMENT"),
+            azure_api_key=get.text("AZURE_OPENAI_API_KEY"),
+            azure_api_version=get.text("AZURE_OPENAI_API_VERSION"),
+            host=get.text("HOST") or "127.0.0.1",
+            port=get.integer("PORT", 8080, low=0, high=65535),
+            profile=_profile(get),
+            log_level=get.choice(
+                "LOG_LEVEL", ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR"), "INFO"
+            ),
+            log_json=get.flag("LOG_JSON", False),
+            limits=_limits(get),
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` when the chosen backend lacks what it needs."""
+        if self.backend == "openai" and not self.openai_api_key:
+            raise ConfigError("OPENAI_API_KEY is required when BACKEND=openai")
+        if self.backend == "azure":
+            if not self.azure_endpoint:
+                raise ConfigError("AZURE_OPENAI_ENDPOINT is required when BACKEND=azure")
+            if not self.azure_deployment:
+                raise ConfigError("AZURE_OPENAI_DEPLOYMENT is required when BACKEND=azure")
+
+
+def load_settings(env_file: str | None = ".env") -> Settings:
+    """Read ``.env`` (without overriding the real environment), then the environment."""
+    from dotenv import load_dotenv
+
+    if env_file:
+        load_dotenv(env_file, override=False)
+    return Settings.from_env(os.environ)
+
+
+def _backend_name(get: _Reader) -> BackendName:
+    name = get.text("BACKEND")
+    if name is None:
+        if get.text("OPENAI_API_KEY"):
+            return "openai"
+        if get.text("AZURE_OPENAI_ENDPOINT"):
+            return "azure"
+        return "emulator"
+    return get.choice("BACKEND", get_args(BackendName), "emulator")
+
+
+def _profile(get: _Reader) -> Profile:
+    default = Profile()
+    return Profile(
+        instructions=get.text("INSTRUCTIONS") or default.instructions,
+        voice=get.choice("VOICE", get_args(Voice), "alloy"),
+        greeting=get.text("GREETING") or default.greeting,
+        transcription_model=get.text("TRANSCRIPTION_MODEL") or default.transcription_model,
+    )
+
+
+def _limits(get: _Reader) -> Limits:
+    default = Limits()
+    return Limits(
+        max_message_bytes=get.integer("MAX_MESSAGE_BYTES", default.max_message_bytes, low=1024),
+        max_audio_realtime_factor=get.number(
+            "MAX_AUDIO_REALTIME_FACTOR", default.max_audio_realtime_factor, low=1.0
+        ),
+        max_session_seconds=get.number("MAX_SESSION_SECONDS", default.max_session_seconds, low=1.0),
+        idle_timeout_seconds=get.number(
+            "IDLE_TIMEOUT_SECONDS", default.idle_timeout_seconds, low=1.0
+        ),
+        max_sessions=get.integer("MAX_SESSIONS", default.max_sessions, low=1),
+        send_buffer_bytes=get.integer("SEND_BUFFER_BYTES", default.send_buffer_bytes, low=65536),
+        backend_connect_timeout=get.number(
+            "BACKEND_CONNECT_TIMEOUT", default.backend_connect_timeout, low=0.1
+        ),
+        response_timeout_seconds=get.number(
+            "RESPONSE_TIMEOUT_SECONDS", default.response_timeout_seconds, low=0.1
+        ),
+        reconnect_attempts=get.integer("RECONNECT_ATTEMPTS", default.reconnect_attempts, low=0),
+    )
+
+
+class _Reader:
+    """Typed access to string variables; empty strings count as unset."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def url(self, name: str) -> str | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
+            raise ConfigError(f"{name} must be an http(s) or ws(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    def integer(self, name: str, default: int, *, low: int, high: int | None = None) -> int:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+        if number < low or (high is not None and number > high):
+            raise ConfigError(f"{name} must be between {low} and {high or 'any'}, got {number}")
+        return number
+
+    def number(self, name: str, default: float, *, low: float) -> float:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {value!r}") from None
+        if not number >= low:
+            raise ConfigError(f"{name} must be at least {low}, got {value}")
+        return number
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.text(name)
+        if value is None:
+            return default
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+    def choice(self, name: str, choices: tuple[_T, ...], default: _T) -> _T:
+        value = self.text(name)
+        if value is None:
+            return default
+        for choice in choices:
+            if value.lower() == choice.lower():
+                return choice
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")

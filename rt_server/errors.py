@@ -1,0 +1,93 @@
+"""The exceptions rt_server raises, and the error codes clients see.
+
+    RtServerError
+    ├── ConfigError          a setting is missing or invalid; start-up stops
+    ├── ClientError          a client message is malformed; the session goes on
+    └── BackendError         the Realtime backend failed (code, retryable, retry_after)
+        └── BackendClosed    the backend connection ended mid-session
+
+Foreign exceptions (websockets, httpx, azure-identity) become ``BackendError`` at the
+backend boundary (:mod:`rt_server.backends.base`); nothing else catches them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+ErrorCode: TypeAlias = Literal[
+    # the client sent something wrong; the session goes on
+    "invalid_json",
+    "nesting_too_deep",
+    "not_an_object",
+    "missing_type",
+    "unknown_type",
+    "missing_field",
+    "invalid_field",
+    "invalid_audio",
+    "invalid_state",
+    # limits (a close follows unless stated otherwise)
+    "message_too_large",
+    "audio_rate_exceeded",
+    "session_expired",
+    "idle_timeout",
+    "too_many_sessions",
+    "unauthorized",
+    "unknown_profile",
+    "slow_client",
+    # the backend
+    "backend_unreachable",
+    "backend_auth_failed",
+    "backend_rate_limited",
+    "backend_unavailable",
+    "backend_error",
+    "backend_closed",
+    "backend_timeout",
+    "backend_reconnected",
+    # the server itself
+    "internal_error",
+]
+
+
+class RtServerError(Exception):
+    """Base of every rt_server exception."""
+
+
+class ConfigError(RtServerError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class ClientError(RtServerError):
+    """A client message is malformed; carries the code sent back in an ``error`` message."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+
+
+class BackendError(RtServerError):
+    """The Realtime backend failed; ``retryable`` says whether trying again later may work."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+
+
+class BackendClosed(BackendError):
+    """The backend connection ended while the session was live."""
+
+    def __init__(self, message: str, *, close_code: int | None = None) -> None:
+        super().__init__("backend_closed", message, retryable=True)
+        self.close_code = close_code

@@ -1,0 +1,202 @@
+"""The pure translation core: no event loop, no sockets."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from rt_server.errors import ClientError
+from rt_server.profile import Profile
+from rt_server.translate import Translator, Turn
+
+
+def audio_delta(item: str, pcm: bytes) -> dict[str, object]:
+    return {
+        "type": "response.output_audio.delta",
+        "item_id": item,
+        "content_index": 0,
+        "delta": base64.b64encode(pcm).decode(),
+    }
+
+
+def test_session_update_configures_audio_transcription_vad_and_voice() -> None:
+    session = Translator(Profile(voice="verse", instructions="Be brief.")).session_update()
+    assert session["type"] == "session.update"
+    body = session["session"]
+    assert body["instructions"] == "Be brief."
+    assert body["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert body["audio"]["output"] == {
+        "format": {"type": "audio/pcm", "rate": 24000},
+        "voice": "verse",
+    }
+    assert body["audio"]["input"]["transcription"]["model"] == "whisper-1"
+    assert body["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+
+
+def test_connected_follows_the_first_session_updated_only() -> None:
+    t = Translator(Profile(greeting="Hello there"))
+    first = t.backend_event({"type": "session.updated"}, 0.0)
+    assert first.client == [{"type": "control", "action": "connected", "greeting": "Hello there"}]
+    assert t.backend_event({"type": "session.updated"}, 0.0).client == []
+
+
+def test_user_message_becomes_item_and_response() -> None:
+    out = Translator(Profile()).client_text('{"type":"user_message","text":"hello"}')
+    assert out.backend == [
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "hello"}],
+            },
+        },
+        {"type": "response.create"},
+    ]
+    assert out.client == []
+
+
+def test_audio_frames_are_appended_byte_exact() -> None:
+    pcm = bytes(range(256)) * 4
+    out = Translator(Profile()).client_audio(pcm)
+    assert out.backend == [
+        {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}
+    ]
+
+
+@pytest.mark.parametrize("pcm", [b"", b"\x01", b"\x01\x02\x03"])
+def test_empty_or_odd_audio_frames_are_refused(pcm: bytes) -> None:
+    with pytest.raises(ClientError) as caught:
+        Translator(Profile()).client_audio(pcm)
+    assert caught.value.code == "invalid_audio"
+
+
+def test_base64_audio_message_is_the_same_as_a_binary_frame() -> None:
+    t = Translator(Profile())
+    out = t.client_text('{"type":"audio","audio":"AAEC/w=="}')
+    assert out.backend == t.client_audio(b"\x00\x01\x02\xff").backend
+    with pytest.raises(ClientError) as caught:
+        t.client_text('{"type":"audio","audio":"not base64!"}')
+    assert caught.value.code == "invalid_audio"
+
+
+def test_text_and_transcript_deltas_share_one_id_per_content_part() -> None:
+    t = Translator(Profile())
+    delta = {"type": "response.output_audio_transcript.delta", "item_id": "it", "content_index": 1}
+    out = t.backend_event({**delta, "delta": "Hi"}, 0.0)
+    assert out.client == [{"type": "text_delta", "id": "it-1", "delta": "Hi"}]
+    text = {"type": "response.output_text.delta", "item_id": "x", "content_index": 0, "delta": "a"}
+    assert t.backend_event(text, 0.0).client == [{"type": "text_delta", "id": "x-0", "delta": "a"}]
+    done = {"type": "response.output_audio_transcript.done", "item_id": "it", "content_index": 1}
+    out = t.backend_event({**done, "transcript": "Hi there"}, 0.0)
+    assert out.client == [{"type": "control", "action": "text_done", "id": "it-1"}]
+    assert t.history == [Turn("assistant", "Hi there")]
+
+
+def test_transcription_names_the_input_item() -> None:
+    t = Translator(Profile())
+    event = {
+        "type": "conversation.item.input_audio_transcription.completed",
+        "item_id": "in1",
+        "content_index": 0,
+        "transcript": "what time is it",
+    }
+    assert t.backend_event(event, 0.0).client == [
+        {"type": "transcription", "id": "in1", "text": "what time is it"}
+    ]
+    assert t.history == [Turn("user", "what time is it")]
+
+
+def test_audio_deltas_become_binary_frames() -> None:
+    out = Translator(Profile()).backend_event(audio_delta("a1", b"\x01\x02" * 10), 0.0)
+    assert out.client == [b"\x01\x02" * 10]
+
+
+def test_barge_in_truncates_at_wall_clock_when_audio_is_ahead() -> None:
+    t = Translator(Profile())
+    t.backend_event({"type": "response.created"}, 0.0)
+    t.backend_event(audio_delta("a1", bytes(48 * 2000)), 10.0)  # 2 s sent at once
+    out = t.backend_event({"type": "input_audio_buffer.speech_started"}, 10.75)
+    assert out.client == [{"type": "control", "action": "speech_started"}]
+    [truncate] = out.backend
+    assert truncate["type"] == "conversation.item.truncate"
+    assert (truncate["item_id"], truncate["content_index"], truncate["audio_end_ms"]) == (
+        "a1",
+        0,
+        750,
+    )
+
+
+def test_barge_in_never_truncates_past_the_audio_sent() -> None:
+    t = Translator(Profile())
+    t.backend_event({"type": "response.created"}, 0.0)
+    t.backend_event(audio_delta("a1", bytes(48 * 300)), 10.0)  # 300 ms sent
+    out = t.backend_event({"type": "input_audio_buffer.speech_started"}, 15.0)
+    assert out.backend[0]["audio_end_ms"] == 300
+
+
+def test_audio_after_barge_in_is_dropped_for_the_cut_item() -> None:
+    t = Translator(Profile())
+    t.backend_event({"type": "response.created"}, 0.0)
+    t.backend_event(audio_delta("a1", bytes(4800)), 1.0)
+    t.backend_event({"type": "input_audio_buffer.speech_started"}, 1.05)
+    assert t.backend_event(audio_delta("a1", bytes(4800)), 1.06).client == []
+    assert t.backend_event(audio_delta("a2", bytes(4800)), 1.07).client == [bytes(4800)]
+
+
+def test_no_truncate_when_a_finished_reply_was_heard_in_full() -> None:
+    t = Translator(Profile())
+    t.backend_event({"type": "response.created"}, 0.0)
+    t.backend_event(audio_delta("a1", bytes(48 * 100)), 1.0)
+    t.backend_event({"type": "response.done"}, 1.0)
+    out = t.backend_event({"type": "input_audio_buffer.speech_started"}, 5.0)
+    assert out.backend == []
+    assert out.client == [{"type": "control", "action": "speech_started"}]
+
+
+def test_second_item_queues_behind_the_first_for_heard_time() -> None:
+    t = Translator(Profile())
+    t.backend_event({"type": "response.created"}, 0.0)
+    t.backend_event(audio_delta("a1", bytes(48 * 1000)), 0.0)  # plays 0..1 s
+    t.backend_event(audio_delta("a2", bytes(48 * 1000)), 0.1)  # plays 1..2 s
+    out = t.backend_event({"type": "input_audio_buffer.speech_started"}, 1.25)
+    assert out.backend[0]["item_id"] == "a2"
+    assert out.backend[0]["audio_end_ms"] == 250
+
+
+def test_interrupt_cancels_and_truncates() -> None:
+    t = Translator(Profile())
+    t.backend_event({"type": "response.created"}, 0.0)
+    t.backend_event(audio_delta("a1", bytes(48 * 1000)), 0.0)
+    out = t.client_message({"type": "control", "action": "interrupt"}, now=0.5)
+    assert [e["type"] for e in out.backend] == ["response.cancel", "conversation.item.truncate"]
+    assert out.backend[1]["audio_end_ms"] == 500
+
+
+def test_backend_errors_reach_the_client_but_not_those_of_internal_events() -> None:
+    t = Translator(Profile())
+    error = {"type": "error", "error": {"message": "Bad thing", "code": "x", "event_id": "e1"}}
+    assert t.backend_event(error, 0.0).client == [
+        {"type": "error", "code": "backend_error", "message": "Bad thing"}
+    ]
+    internal = {"type": "error", "error": {"message": "No response", "event_id": "rt_3"}}
+    assert t.backend_event(internal, 0.0).client == []
+
+
+def test_unknown_backend_events_map_to_nothing() -> None:
+    out = Translator(Profile()).backend_event({"type": "rate_limits.updated"}, 0.0)
+    assert out.client == [] and out.backend == []
+
+
+def test_restore_replays_the_conversation_after_the_session_config() -> None:
+    t = Translator(Profile())
+    t.client_text('{"type":"user_message","text":"my name is Ada"}')
+    done = {"type": "response.output_text.done", "item_id": "i", "content_index": 0}
+    t.backend_event({**done, "text": "Hello Ada"}, 0.0)
+    events = t.restore()
+    assert events[0]["type"] == "session.update"
+    assert [(e["item"]["role"], e["item"]["content"][0]) for e in events[1:]] == [
+        ("user", {"type": "input_text", "text": "my name is Ada"}),
+        ("assistant", {"type": "output_text", "text": "Hello Ada"}),
+    ]
