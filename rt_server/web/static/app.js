@@ -1,0 +1,296 @@
+// The page: connect to /realtime, chat by text or voice, show the conversation.
+import { createPlayer, startMic } from "./audio.js";
+
+const $ = (id) => document.getElementById(id);
+
+// Test hooks: an automated browser reads these to see that audio flowed both ways.
+const stats = (window.rtStats = {
+  state: "disconnected",
+  framesSent: 0,
+  bytesSent: 0,
+  framesReceived: 0,
+  bytesReceived: 0,
+  samplesPlayed: 0, // at playbackRate
+  samplesQueued: 0,
+  samplesDropped: 0,
+  playbackClears: 0,
+  speechStarted: 0,
+  level: 0,
+  captureRate: 0,
+  playbackRate: 0,
+});
+
+// What the server's error codes mean, in words for the person at the keyboard.
+const ERRORS = {
+  unauthorized: "The server did not accept the token.",
+  too_many_sessions: "The server is full right now.",
+  session_expired: "This conversation reached its time limit.",
+  idle_timeout: "The conversation was closed after a quiet spell.",
+  message_too_large: "That message is too long to send.",
+  audio_rate_exceeded: "Audio arrived faster than real time.",
+  slow_client: "This page fell behind the conversation.",
+  unknown_profile: "The server does not know the requested profile.",
+  backend_unreachable: "The server cannot reach the voice service.",
+  backend_auth_failed: "The voice service refused the server's credentials.",
+  backend_rate_limited: "The voice service is busy.",
+  backend_unavailable: "The voice service is unavailable at the moment.",
+  backend_error: "The voice service reported a problem.",
+  backend_closed: "The connection to the voice service was lost.",
+  backend_timeout: "The voice service did not answer in time.",
+  backend_reconnected: "The connection to the voice service was restored.",
+  internal_error: "Something went wrong in the server.",
+};
+const PROTOCOL_ERROR = "The server could not understand a message from this page.";
+
+let ws = null;
+let player = null;
+let mic = null;
+let closing = false;
+const replies = new Map(); // text_delta id -> assistant bubble
+const unheard = []; // speech bubbles still waiting for their transcription
+
+// ------------------------------------------------------------------------------ the log
+
+function bubble(role, text, ...classes) {
+  const element = document.createElement("div");
+  element.className = ["bubble", role, ...classes].join(" ");
+  element.textContent = text;
+  return append(element);
+}
+
+function note(text) {
+  const element = document.createElement("p");
+  element.className = "note";
+  element.textContent = text;
+  return append(element);
+}
+
+function showError(sentence, detail) {
+  const element = document.createElement("div");
+  element.className = "error";
+  element.setAttribute("role", "alert");
+  element.textContent = sentence;
+  if (detail) {
+    const small = document.createElement("small");
+    small.textContent = detail;
+    element.append(small);
+  }
+  return append(element);
+}
+
+function append(element) {
+  const log = $("log");
+  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  log.append(element);
+  if (atBottom) log.scrollTop = log.scrollHeight;
+  return element;
+}
+
+// -------------------------------------------------------------------------- connection
+
+function setState(state, text) {
+  stats.state = state;
+  document.body.dataset.state = state;
+  $("status").textContent = text;
+  const live = state === "connected";
+  for (const id of ["text", "send", "mic"]) $(id).disabled = !live;
+  $("connect").textContent = state === "connected" || state === "connecting" ? "Disconnect" : "Connect";
+  $("url").disabled = $("token").disabled = state === "connecting" || live;
+}
+
+function defaultUrl() {
+  const url = new URL("realtime", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.search = url.hash = "";
+  return url.href;
+}
+
+async function connect() {
+  let url;
+  try {
+    url = new URL($("url").value);
+  } catch {
+    showError("The server address is not a valid URL.");
+    return;
+  }
+  const token = $("token").value.trim();
+  if (token) url.searchParams.set("token", token); // browsers cannot set websocket headers
+  setState("connecting", "Connecting…");
+  closing = false;
+  try {
+    player = await createPlayer(stats);
+  } catch (error) {
+    showError("Audio playback is not available; replies will be text only.", String(error));
+  }
+  ws = new WebSocket(url);
+  ws.binaryType = "arraybuffer";
+  ws.onmessage = ({ data }) => (typeof data === "string" ? onMessage(JSON.parse(data)) : onAudio(data));
+  ws.onclose = onClose;
+}
+
+function disconnect() {
+  closing = true;
+  ws?.close(1000, "bye");
+}
+
+async function onClose(event) {
+  const wasConnected = stats.state === "connected";
+  ws = null;
+  await stopMic();
+  await player?.close();
+  player = null;
+  if (closing) {
+    setState("disconnected", "Disconnected");
+  } else if (!wasConnected && event.code === 1006) {
+    setState("error", "Could not connect");
+    showError("Could not connect. The server may be down, or it refused the token.");
+  } else {
+    const why = event.reason ? `: ${event.reason}` : "";
+    setState("error", `Disconnected by the server (${event.code}${why})`);
+  }
+}
+
+function send(message) {
+  if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+}
+
+// ------------------------------------------------------------------- server -> page
+
+function onMessage(message) {
+  switch (message.type) {
+    case "control":
+      return onControl(message);
+    case "text_delta":
+      return onDelta(message);
+    case "transcription":
+      return onTranscription(message);
+    case "error": {
+      const sentence = ERRORS[message.code] ?? PROTOCOL_ERROR;
+      const retry = message.retry_after ? ` Try again in ${Math.ceil(message.retry_after)} s.` : "";
+      return showError(sentence + retry, message.message);
+    }
+  }
+}
+
+function onControl({ action, greeting, id, name }) {
+  switch (action) {
+    case "connected":
+      setState("connected", "Connected");
+      if (greeting) bubble("assistant", greeting, "greeting");
+      return $("text").focus();
+    case "speech_started":
+      return onSpeechStarted();
+    case "text_done":
+      return replies.get(id)?.classList.remove("streaming");
+    case "shutting_down":
+      return note("The server is shutting down; this conversation will end soon.");
+    case "tool_call":
+      return note(`Using ${name ?? "a tool"}…`);
+    case "tool_done":
+      return note(`Done with ${name ?? "the tool"}.`);
+  }
+}
+
+// Barge-in: the user talks over the reply, so the reply stops at once.
+function onSpeechStarted() {
+  stats.speechStarted += 1;
+  player?.clear();
+  for (const element of replies.values()) {
+    if (element.classList.contains("streaming")) element.classList.add("interrupted");
+  }
+  unheard.push(bubble("user", "…", "speech", "pending"));
+}
+
+function onDelta({ id, delta }) {
+  let element = replies.get(id);
+  if (!element) {
+    element = bubble("assistant", "", "streaming");
+    element.dataset.id = id;
+    replies.set(id, element);
+  }
+  element.textContent += delta;
+  const log = $("log");
+  if (log.scrollHeight - log.scrollTop - log.clientHeight < 80) log.scrollTop = log.scrollHeight;
+}
+
+function onTranscription({ id, text }) {
+  const element = unheard.shift() ?? bubble("user", "", "speech");
+  element.classList.remove("pending");
+  element.dataset.id = id;
+  element.textContent = text || "(nothing heard)";
+}
+
+function onAudio(buffer) {
+  stats.framesReceived += 1;
+  stats.bytesReceived += buffer.byteLength;
+  player?.play(buffer);
+}
+
+// ------------------------------------------------------------------- page -> server
+
+function sendText(event) {
+  event.preventDefault();
+  const text = $("text").value.trim();
+  if (!text) return;
+  if (player?.busy) {
+    // A new question while the last answer still plays: stop the answer first.
+    send({ type: "control", action: "interrupt" });
+    player.clear();
+  }
+  send({ type: "user_message", text });
+  bubble("user", text);
+  $("text").value = "";
+}
+
+async function toggleMic() {
+  if (mic) return stopMic();
+  $("mic").disabled = true;
+  try {
+    mic = await startMic(sendFrame, showLevel, stats);
+    document.body.dataset.mic = "on";
+    $("mic").textContent = "Stop microphone";
+  } catch (error) {
+    const sentences = {
+      NotAllowedError: "Microphone access was denied.",
+      NotFoundError: "No microphone was found.",
+      NotReadableError: "The microphone is in use by another program.",
+    };
+    showError(sentences[error.name] ?? "The microphone could not be started.", String(error));
+  } finally {
+    $("mic").disabled = stats.state !== "connected";
+  }
+}
+
+async function stopMic() {
+  const stopping = mic;
+  mic = null;
+  document.body.dataset.mic = "off";
+  $("mic").textContent = "Start microphone";
+  showLevel(0);
+  await stopping?.stop();
+}
+
+function sendFrame(frame) {
+  if (ws?.readyState !== WebSocket.OPEN) return;
+  ws.send(frame);
+  stats.framesSent += 1;
+  stats.bytesSent += frame.byteLength;
+}
+
+function showLevel(level) {
+  stats.level = level;
+  $("level").value = level;
+}
+
+// ------------------------------------------------------------------------------ wiring
+
+$("url").value = defaultUrl();
+$("connect-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (stats.state === "connecting" && !ws) return; // still setting up audio
+  if (ws) disconnect();
+  else connect();
+});
+$("chat-form").addEventListener("submit", sendText);
+$("mic").addEventListener("click", toggleMic);
+setState("disconnected", "Disconnected");
