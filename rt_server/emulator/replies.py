@@ -1,0 +1,113 @@
+"""What the emulated model says: deterministic, scriptable replies.
+
+Pure functions of the conversation the response sees. Order of precedence:
+1. the last context item is a `function_call_output` -> "The <name> tool says: <output>."
+2. the first script rule whose regex finds the user's last message (reply, tool call or
+   instructions echo);
+3. built-ins: "recap" (a word) lists the earlier user messages, "instructions?" quotes the
+   effective instructions;
+4. "You said: <last user message>." (audio input: its deterministic transcript).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from rt_server.emulator.config import Rule
+
+Item = dict[str, Any]
+
+_RECAP = re.compile(r"\brecap\b", re.IGNORECASE)
+GREETING = "Hello! How can I help?"
+
+
+@dataclass(frozen=True)
+class TextReply:
+    text: str
+
+
+@dataclass(frozen=True)
+class CallReply:
+    name: str
+    arguments: str  # JSON text, as on the wire
+
+
+Reply = TextReply | CallReply
+
+
+def item_text(item: Item, heard: Mapping[str, str]) -> str:
+    """The words of a message item: typed text, transcripts, or what the model heard."""
+    parts: list[str] = []
+    for part in item.get("content") or []:
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text"):
+            parts.append(str(part.get("text") or ""))
+        elif kind in ("input_audio", "output_audio", "audio"):
+            transcript = part.get("transcript") or heard.get(str(item.get("id")), "")
+            parts.append(str(transcript))
+    return " ".join(p.strip() for p in parts if p and p.strip())
+
+
+def decide_reply(
+    context: Sequence[Item],
+    *,
+    instructions: str,
+    rules: Sequence[Rule],
+    tools: frozenset[str],
+    heard: Mapping[str, str],
+) -> Reply:
+    if context and context[-1].get("type") == "function_call_output":
+        return TextReply(_tool_says(context, context[-1]))
+    user_texts = [
+        item_text(i, heard)
+        for i in context
+        if i.get("type") == "message" and i.get("role") == "user"
+    ]
+    current = user_texts[-1] if user_texts else ""
+    for rule in rules:
+        if rule.pattern.search(current):
+            return _apply(rule, instructions, tools)
+    if _RECAP.search(current):
+        earlier = [t for t in user_texts[:-1] if t]
+        return TextReply(
+            "Earlier you said: " + " | ".join(earlier) if earlier else "Earlier you said nothing."
+        )
+    if "instructions?" in current.lower():
+        return TextReply(_quote_instructions(instructions))
+    if not current:
+        return TextReply(GREETING)
+    return TextReply(f"You said: {current}" + ("" if current[-1] in ".!?" else "."))
+
+
+def _apply(rule: Rule, instructions: str, tools: frozenset[str]) -> Reply:
+    if rule.tool_call is not None:
+        name = rule.tool_call.name
+        if name not in tools:
+            return TextReply(f"I would call the {name} tool, but it is not available.")
+        return CallReply(name, orjson.dumps(rule.tool_call.arguments).decode())
+    if rule.instructions_echo:
+        return TextReply(_quote_instructions(instructions))
+    return TextReply(rule.reply or "")
+
+
+def _quote_instructions(instructions: str) -> str:
+    return f"Instructions: {instructions}" if instructions else "Instructions: (none)"
+
+
+def _tool_says(context: Sequence[Item], output_item: Item) -> str:
+    call_id = output_item.get("call_id")
+    name = next(
+        (
+            str(i.get("name"))
+            for i in reversed(context)
+            if i.get("type") == "function_call" and i.get("call_id") == call_id
+        ),
+        "unknown",
+    )
+    output = str(output_item.get("output", "")).strip()
+    return f"The {name} tool says: {output}" + ("" if output.endswith((".", "!", "?")) else ".")

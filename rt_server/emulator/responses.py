@@ -1,0 +1,235 @@
+"""Turning a decided reply into the timed events of a response's lifecycle (pure).
+
+A response is planned up front as a list of `Step`s: an event and when, in ms after
+`response.created`, it would be sent at real-time pace. The connection's pump sends them at once
+(`pace="fast"`) or on time (`pace="realtime"`); the conversation updates its state as steps are
+sent, so a cancel knows exactly which words and how much audio the client got.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rt_server.emulator.audio import AudioFormat, bytes_per_ms, encode_output, sample_rate, speak
+from rt_server.emulator.errors import Event
+from rt_server.emulator.items import Item, snapshot
+from rt_server.emulator.replies import CallReply, Reply
+
+Mark = Literal["", "item", "done", "midpoint"]
+
+
+@dataclass(slots=True)
+class Step:
+    response_id: str
+    at_ms: float
+    event: Event
+    mark: Mark = ""
+    words: int = 0  # words of text/transcript the client has after this step
+    audio_ms: int = 0  # ms of audio the client has after this step
+
+
+@dataclass
+class Plan:
+    """Everything needed to run one response."""
+
+    response: dict[str, Any]  # the GA response object, in_progress
+    item: Item  # the final output item (completed)
+    previous_item_id: str | None
+    in_conversation: bool
+    words: list[str] = field(default_factory=list)
+    word_ms: int = 333
+    audio_ms: int = 0
+    steps: list[Step] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Voice:
+    audio: bool
+    fmt: AudioFormat
+    word_ms: int
+    chunk_ms: int
+
+
+def plan_response(
+    response: dict[str, Any],
+    reply: Reply,
+    item_id: str,
+    *,
+    previous_item_id: str | None,
+    in_conversation: bool,
+    voice: Voice,
+) -> Plan:
+    if isinstance(reply, CallReply):
+        return _plan_call(response, reply, item_id, previous_item_id, in_conversation)
+    words = reply.text.split()
+    content = (
+        {"type": "output_audio", "transcript": reply.text}
+        if voice.audio
+        else {"type": "output_text", "text": reply.text}
+    )
+    item = _item(item_id, "completed", role="assistant", content=[content])
+    plan = Plan(response, item, previous_item_id, in_conversation, words, voice.word_ms)
+    _opening(plan)
+    if voice.audio:
+        _audio_body(plan, voice)
+    else:
+        _text_body(plan)
+    return plan
+
+
+def _item(item_id: str, status: str, **fields: Any) -> Item:
+    return {"id": item_id, "type": "message", "object": "realtime.item", "status": status} | fields
+
+
+def _opening(plan: Plan) -> None:
+    rid = plan.response["id"]
+    live = {**plan.item, "status": "in_progress"}
+    if "content" in live:
+        live["content"] = []
+    add = plan.steps.append
+    add(Step(rid, 0, {"type": "response.created", "response": dict(plan.response)}))
+    added = {"type": "response.output_item.added", "response_id": rid, "output_index": 0}
+    add(Step(rid, 0, added | {"item": snapshot(live)}, mark="item"))
+    if plan.in_conversation:
+        event = {"type": "conversation.item.added", "previous_item_id": plan.previous_item_id}
+        add(Step(rid, 0, event | {"item": snapshot(live)}))
+
+
+def _ids(plan: Plan) -> dict[str, Any]:
+    return {
+        "response_id": plan.response["id"],
+        "item_id": plan.item["id"],
+        "output_index": 0,
+        "content_index": 0,
+    }
+
+
+def _text_body(plan: Plan) -> None:
+    rid, ids, text = plan.response["id"], _ids(plan), plan.item["content"][0]["text"]
+    part = {"type": "text", "text": ""}
+    plan.steps.append(Step(rid, 0, {"type": "response.content_part.added", **ids, "part": part}))
+    middle = len(plan.words) // 2
+    for i, delta in enumerate(_deltas(plan.words)):
+        event = {"type": "response.output_text.delta", **ids, "delta": delta}
+        mark: Mark = "midpoint" if i == middle else ""
+        plan.steps.append(Step(rid, i * plan.word_ms, event, mark, words=i + 1))
+    end = max(0, len(plan.words) - 1) * plan.word_ms
+    done = {"type": "response.output_text.done", **ids, "text": text}
+    _closing(plan, end, [done], {"type": "text", "text": text})
+
+
+def _audio_body(plan: Plan, voice: Voice) -> None:
+    rid, ids, transcript = plan.response["id"], _ids(plan), plan.item["content"][0]["transcript"]
+    pcm = speak(plan.words, sample_rate(voice.fmt), voice.word_ms)
+    data = encode_output(pcm, voice.fmt)
+    plan.audio_ms = round(len(data) / bytes_per_ms(voice.fmt))
+    chunk = int(bytes_per_ms(voice.fmt) * voice.chunk_ms)
+    part = {"type": "audio", "transcript": ""}
+    plan.steps.append(Step(rid, 0, {"type": "response.content_part.added", **ids, "part": part}))
+    timed: list[tuple[float, int, Event, int, int]] = []
+    for i, delta in enumerate(_deltas(plan.words)):
+        event = {"type": "response.output_audio_transcript.delta", **ids, "delta": delta}
+        timed.append((i * plan.word_ms, 0, event, i + 1, -1))
+    n_chunks = -(-len(data) // chunk)
+    for j in range(n_chunks):
+        b64 = base64.b64encode(data[j * chunk : (j + 1) * chunk]).decode()
+        event = {"type": "response.output_audio.delta", **ids, "delta": b64}
+        timed.append(
+            (j * voice.chunk_ms, 1, event, -1, min(plan.audio_ms, (j + 1) * voice.chunk_ms))
+        )
+    timed.sort(key=lambda t: (t[0], t[1]))
+    words = audio = 0
+    midpoint_seen = False
+    for at_ms, _, event, w, a in timed:
+        words, audio = max(words, w), max(audio, a)
+        mark: Mark = ""
+        if a >= 0 and audio * 2 >= plan.audio_ms and not midpoint_seen:
+            mark, midpoint_seen = "midpoint", True
+        plan.steps.append(Step(rid, at_ms, event, mark, words, audio))
+    end = max(0, n_chunks - 1) * voice.chunk_ms
+    done = [
+        {"type": "response.output_audio.done", **ids},
+        {"type": "response.output_audio_transcript.done", **ids, "transcript": transcript},
+    ]
+    _closing(plan, end, done, {"type": "audio", "transcript": transcript})
+
+
+def _deltas(words: list[str]) -> list[str]:
+    """A word and its following space per delta; joined they give back the text."""
+    return [w + " " for w in words[:-1]] + words[-1:]
+
+
+def _closing(plan: Plan, end: float, dones: list[Event], part: dict[str, Any]) -> None:
+    rid, ids = plan.response["id"], _ids(plan)
+    words, audio = len(plan.words), plan.audio_ms
+    for event in dones:
+        plan.steps.append(Step(rid, end, event, words=words, audio_ms=audio))
+    part_done = {"type": "response.content_part.done", **ids, "part": part}
+    plan.steps.append(Step(rid, end, part_done, words=words, audio_ms=audio))
+    _finish_item(plan, end, words, audio)
+
+
+def _finish_item(plan: Plan, end: float, words: int, audio: int) -> None:
+    rid = plan.response["id"]
+    done = {"type": "response.output_item.done", "response_id": rid, "output_index": 0}
+    plan.steps.append(Step(rid, end, done | {"item": snapshot(plan.item)}, "", words, audio))
+    if plan.in_conversation:
+        event = {"type": "conversation.item.done", "previous_item_id": plan.previous_item_id}
+        plan.steps.append(Step(rid, end, event | {"item": snapshot(plan.item)}, "", words, audio))
+    plan.steps.append(Step(rid, end, {"type": "response.done"}, "done", words, audio))
+
+
+def _plan_call(
+    response: dict[str, Any],
+    reply: CallReply,
+    item_id: str,
+    previous_item_id: str | None,
+    in_conversation: bool,
+) -> Plan:
+    call_id = "call_" + item_id.removeprefix("item_")
+    item = {
+        "id": item_id,
+        "type": "function_call",
+        "object": "realtime.item",
+        "status": "completed",
+        "name": reply.name,
+        "call_id": call_id,
+        "arguments": reply.arguments,
+    }
+    plan = Plan(response, item, previous_item_id, in_conversation)
+    plan.item = {**item, "arguments": ""}
+    _opening(plan)
+    plan.item = item
+    rid = response["id"]
+    ids = {"response_id": rid, "item_id": item_id, "output_index": 0, "call_id": call_id}
+    delta = {"type": "response.function_call_arguments.delta", **ids, "delta": reply.arguments}
+    plan.steps.append(Step(rid, 0, delta, "midpoint"))
+    done = {"type": "response.function_call_arguments.done", **ids, "name": reply.name}
+    plan.steps.append(Step(rid, 0, done | {"arguments": reply.arguments}))
+    _finish_item(plan, 0, 0, 0)
+    return plan
+
+
+def usage(
+    input_text: int, input_audio_ms: int, output_text: str, output_audio_ms: int
+) -> dict[str, Any]:
+    """Plausible token counts: ~4 characters per text token, one audio token per 50 ms."""
+    in_text = input_text // 4 + 1
+    in_audio = input_audio_ms // 50
+    out_text = len(output_text) // 4 + 1
+    out_audio = output_audio_ms // 50
+    return {
+        "total_tokens": in_text + in_audio + out_text + out_audio,
+        "input_tokens": in_text + in_audio,
+        "output_tokens": out_text + out_audio,
+        "input_token_details": {
+            "text_tokens": in_text,
+            "audio_tokens": in_audio,
+            "image_tokens": 0,
+            "cached_tokens": 0,
+            "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
+        },
+        "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},
+    }

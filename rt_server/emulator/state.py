@@ -1,0 +1,87 @@
+"""What the admin API shows and changes: connections, the last credential seen, faults, secrets.
+
+One `EmulatorState` per running emulator, shared by its connections (one event loop, no locks).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from rt_server.emulator.config import Faults
+from rt_server.emulator.dialect import Dialect
+
+
+@dataclass
+class ConnectionInfo:
+    id: str
+    path: str
+    dialect: Dialect
+    model: str
+    events_in: int = 0
+    events_out: int = 0
+    session: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": self.path,
+            "dialect": self.dialect,
+            "model": self.model,
+            "events_in": self.events_in,
+            "events_out": self.events_out,
+            "session": self.session,
+        }
+
+
+@dataclass
+class ClientSecret:
+    expires_at: int
+    session: dict[str, Any]
+
+
+@dataclass
+class EmulatorState:
+    faults: Faults = field(default_factory=Faults)
+    once: Faults | None = None  # faults for the next connection only
+    total_connections: int = 0
+    last_authorization: str | None = None
+    connections: dict[str, ConnectionInfo] = field(default_factory=dict)
+    client_secrets: dict[str, ClientSecret] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def active_connections(self) -> int:
+        return len(self.connections)
+
+    def set_faults(self, faults: Faults) -> None:
+        """Replace the faults for connections opened from now on."""
+        self.faults = faults
+
+    def set_faults_once(self, faults: Faults) -> None:
+        """Use `faults` for the next connection only, then the standing faults again."""
+        self.once = faults
+
+    def take_faults(self) -> Faults:
+        faults, self.once = (self.once or self.faults), None
+        return faults
+
+    def open(self, path: str, dialect: Dialect, model: str) -> ConnectionInfo:
+        self.total_connections += 1
+        info = ConnectionInfo(f"conn{next(self._ids)}", path, dialect, model)
+        self.connections[info.id] = info
+        return info
+
+    def close(self, info: ConnectionInfo) -> None:
+        self.connections.pop(info.id, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "active_connections": self.active_connections,
+            "total_connections": self.total_connections,
+            "last_authorization": self.last_authorization,
+            "faults": self.faults.to_dict(),
+            "faults_once": self.once.to_dict() if self.once else None,
+            "connections": [c.to_dict() for c in self.connections.values()],
+        }
