@@ -107,6 +107,14 @@ def _credential(headers: Any, subprotocols: list[str]) -> str | None:
     return None
 
 
+def _record_credential(state: EmulatorState, headers: Any, credential: str | None) -> None:
+    """Keep what arrived, for tests: the bare token or key (an Azure AD token arrives as
+    `Authorization: Bearer <token>`), and which header carried it."""
+    if credential is not None:
+        state.last_authorization = credential
+        state.last_auth_header = "authorization" if "authorization" in headers else "api-key"
+
+
 def _authorized(config: EmulatorConfig, state: EmulatorState, credential: str | None) -> bool:
     if config.api_key is None:
         return True
@@ -322,8 +330,7 @@ async def _serve_realtime(
     faults = state.take_faults()
     subprotocols = list(websocket.scope.get("subprotocols", []))
     credential = _credential(websocket.headers, subprotocols)
-    if credential is not None:
-        state.last_authorization = credential
+    _record_credential(state, websocket.headers, credential)
     route = _route(websocket)
     if faults.handshake_status is not None:
         await websocket.send_denial_response(_denial(faults.handshake_status, faults))
@@ -356,8 +363,7 @@ async def _client_secrets(
     request: Request, config: EmulatorConfig, state: EmulatorState
 ) -> Response:
     credential = _credential(request.headers, [])
-    if credential is not None:
-        state.last_authorization = credential
+    _record_credential(state, request.headers, credential)
     if config.api_key is not None and credential != config.api_key:
         return JSONResponse(_error_body(401, "Incorrect API key provided."), status_code=401)
     try:

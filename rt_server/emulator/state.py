@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rt_server.emulator.config import Faults
-from rt_server.emulator.dialect import Dialect
+from rt_server.emulator.dialect import Dialect, session_to_beta
 
 
 @dataclass
@@ -24,6 +24,10 @@ class ConnectionInfo:
     session: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """As JSON; the session in the shape this connection's client sees it."""
+        session = self.session
+        if session is not None and self.dialect == "beta":
+            session = session_to_beta(session)
         return {
             "id": self.id,
             "path": self.path,
@@ -31,7 +35,7 @@ class ConnectionInfo:
             "model": self.model,
             "events_in": self.events_in,
             "events_out": self.events_out,
-            "session": self.session,
+            "session": session,
         }
 
 
@@ -46,7 +50,8 @@ class EmulatorState:
     faults: Faults = field(default_factory=Faults)
     once: Faults | None = None  # faults for the next connection only
     total_connections: int = 0
-    last_authorization: str | None = None
+    last_authorization: str | None = None  # the bare token or key last seen
+    last_auth_header: str | None = None  # "authorization" or "api-key"
     connections: dict[str, ConnectionInfo] = field(default_factory=dict)
     client_secrets: dict[str, ClientSecret] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -81,6 +86,7 @@ class EmulatorState:
             "active_connections": self.active_connections,
             "total_connections": self.total_connections,
             "last_authorization": self.last_authorization,
+            "last_auth_header": self.last_auth_header,
             "faults": self.faults.to_dict(),
             "faults_once": self.once.to_dict() if self.once else None,
             "connections": [c.to_dict() for c in self.connections.values()],
