@@ -1,0 +1,37 @@
+"""Shared fixtures: a Realtime API emulator and an rt_server in front of it, on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from rt_server.config import Limits, Settings
+from rt_server.emulator import EmulatorConfig, RunningEmulator, run_emulator
+from tests.harness import RunningServer, running_server
+
+API_KEY = "sk-test-emulator-key-0123456789"
+
+
+def openai_settings(emulator_url: str, **changes: object) -> Settings:
+    """Settings for an OpenAI backend pointed at an emulator."""
+    settings = Settings(
+        backend="openai",
+        openai_api_key=API_KEY,
+        openai_base_url=f"{emulator_url}/v1",
+        limits=Limits(backend_connect_timeout=5.0),
+    )
+    return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[RunningEmulator]:
+    async with run_emulator(EmulatorConfig(api_key=API_KEY)) as running:
+        yield running
+
+
+@pytest.fixture
+async def server(emulator: RunningEmulator) -> AsyncIterator[RunningServer]:
+    async with running_server(openai_settings(emulator.http_url)) as running:
+        yield running

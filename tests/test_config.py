@@ -1,0 +1,67 @@
+"""Settings: chosen from the environment, validated at start-up, naming what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from rt_server.config import Settings
+from rt_server.errors import ConfigError
+
+
+def test_no_credentials_means_the_embedded_emulator() -> None:
+    assert Settings.from_env({}).backend == "emulator"
+
+
+def test_backend_is_inferred_from_credentials() -> None:
+    assert Settings.from_env({"OPENAI_API_KEY": "sk-x"}).backend == "openai"
+    azure = Settings.from_env(
+        {"AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com", "AZURE_OPENAI_DEPLOYMENT": "d"}
+    )
+    assert azure.backend == "azure"
+    assert azure.azure_api_key is None  # DefaultAzureCredential
+
+
+def test_explicit_backend_wins_and_is_case_insensitive() -> None:
+    settings = Settings.from_env({"BACKEND": "Emulator", "OPENAI_API_KEY": "sk-x"})
+    assert settings.backend == "emulator"
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({"OPENAI_API_KEY": "sk-x"})
+    assert settings.openai_model == "gpt-realtime"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.azure_api_version is None
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    settings = Settings.from_env({"OPENAI_API_KEY": "sk-secret-123"})
+    assert "sk-secret-123" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"BACKEND": "gemini"}, "BACKEND"),
+        ({"BACKEND": "openai"}, "OPENAI_API_KEY"),
+        ({"BACKEND": "azure"}, "AZURE_OPENAI_ENDPOINT"),
+        ({"BACKEND": "azure", "AZURE_OPENAI_ENDPOINT": "https://a.b"}, "AZURE_OPENAI_DEPLOYMENT"),
+        ({"AZURE_OPENAI_ENDPOINT": "not a url"}, "AZURE_OPENAI_ENDPOINT"),
+        ({"OPENAI_BASE_URL": "ftp://x"}, "OPENAI_BASE_URL"),
+        ({"PORT": "http"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"VOICE": "robot"}, "VOICE"),
+        ({"LOG_JSON": "maybe"}, "LOG_JSON"),
+        ({"MAX_SESSIONS": "0"}, "MAX_SESSIONS"),
+        ({"IDLE_TIMEOUT_SECONDS": "nan"}, "IDLE_TIMEOUT_SECONDS"),
+    ],
+)
+def test_bad_variables_stop_start_up_naming_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        Settings.from_env(env)
+
+
+def test_http_endpoint_is_kept_for_ws_connections() -> None:
+    settings = Settings.from_env(
+        {"AZURE_OPENAI_ENDPOINT": "http://127.0.0.1:9000/", "AZURE_OPENAI_DEPLOYMENT": "d"}
+    )
+    assert settings.azure_endpoint == "http://127.0.0.1:9000"
