@@ -39,6 +39,7 @@ class Display:
     voice: bool = False  # label lines "you:" / "assistant:" and report speech events
     _mid_line: bool = False
     _held_user: str | None = None
+    _held_notes: list[str] = field(default_factory=list)
 
     def show(self, message: Incoming, collector: ReplyCollector) -> None:
         if isinstance(message, bytes):
@@ -73,7 +74,9 @@ class Display:
         self.out.flush()
 
     def note(self, text: str) -> None:
-        self._end_line()
+        if self._mid_line:
+            self._held_notes.append(text)  # the reply's line stays whole, even when piped
+            return
         self.err.write(f"[{text}]\n")
         self.err.flush()
 
@@ -86,11 +89,18 @@ class Display:
         self.err.write(f"[{_stats(reply, since)}]\n")
         self.err.flush()
 
+    def prompt(self) -> None:
+        self.err.write("> ")
+        self.err.flush()
+
     def _end_line(self) -> None:
         if self._mid_line:
             self.out.write("\n")
             self.out.flush()
             self._mid_line = False
+        notes, self._held_notes = self._held_notes, []
+        for text in notes:
+            self.note(text)
 
 
 def _stats(reply: Reply, since: float) -> str:
@@ -152,8 +162,12 @@ class Session:
 
     async def repl(self, stdin: TextIO) -> None:
         self.display.note("type a message and press Enter; Ctrl-D or /quit ends")
-        while (line := await _read_line(stdin)) is not None:
-            if line.strip() == "/quit":
+        interactive = stdin.isatty()
+        while True:
+            if interactive:
+                self.display.prompt()
+            line = await _read_line(stdin)
+            if line is None or line.strip() == "/quit":
                 return
             if line.strip():
                 await self.text(line.strip())
@@ -202,6 +216,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.text is not None and not args.text.strip():
         parser.error("--text must not be empty")
+    if not args.url.startswith(("ws://", "wss://")):
+        parser.error(f"--url must start with ws:// or wss://, got {args.url!r}")
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
     return args

@@ -78,6 +78,9 @@ async def test_usage_errors_exit_2(tmp_path: Path) -> None:
     code, _, err = await rt_chat("--wav", str(bad))
     assert code == 2
     assert "IEEE float WAV files are not supported" in err
+    code, _, err = await rt_chat("--url", "http://x/realtime", "--text", "hi")
+    assert code == 2
+    assert "--url must start with ws:// or wss://" in err
     code, _, err = await rt_chat("--wav", str(tmp_path / "missing.wav"))
     assert code == 2
     assert "No such file" in err

@@ -1,0 +1,74 @@
+"""The client and rt-chat end to end, against a real rt_server in front of the emulator."""
+
+from __future__ import annotations
+
+import re
+import wave
+from pathlib import Path
+
+import pytest
+
+from rt_server.client import ReplyCollector, RtClient
+from rt_server.client.wav import rms_dbfs, silence, write_wav
+from tests.client.test_cli import rt_chat
+from tests.harness import RunningServer
+from tests.speech import have_speech_tools, speech_pcm16
+
+needs_speech = pytest.mark.skipif(not have_speech_tools(), reason="needs espeak-ng and sox")
+
+
+async def test_text_round_trip(server: RunningServer) -> None:
+    async with RtClient.connect(server.ws_url) as client:
+        assert client.greeting
+        first = await client.reply("hello there")
+        second = await client.reply("and again")
+    assert first.text == "You said: hello there."
+    assert second.text == "You said: and again."
+    assert first.id != second.id
+    assert first.first_delta is not None
+    assert 0 < first.first_delta <= first.total
+    assert first.audio_seconds > 0.1
+    assert rms_dbfs(first.audio) > -40
+
+
+@pytest.mark.audio
+@needs_speech
+async def test_spoken_turn_is_transcribed_and_answered(server: RunningServer) -> None:
+    speech = speech_pcm16("What is the weather like today?")
+    async with RtClient.connect(server.ws_url) as client:
+        collector = ReplyCollector(0.0, transcription=True)
+        await client.stream_audio(speech + silence(1.0))
+        collector.started = 0.0
+        reply = await client.collect(collector, timeout=20)
+    assert collector.speech_started
+    assert reply.transcription
+    assert reply.text.startswith("You said:")
+    assert rms_dbfs(reply.audio) > -40
+
+
+async def test_cli_text(server: RunningServer) -> None:
+    code, out, err = await rt_chat("--url", server.ws_url, "--text", "hello from the CLI")
+    assert code == 0, err
+    assert out == "You said: hello from the CLI.\n"
+    assert re.search(r"first text \d+ ms", err)
+
+
+@pytest.mark.audio
+@needs_speech
+async def test_cli_wav_round_trip_saves_a_non_silent_reply(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    speech, reply = tmp_path / "speech.wav", tmp_path / "reply.wav"
+    write_wav(speech, speech_pcm16("Please tell me a short story.", 48000), rate=48000)
+    code, out, err = await rt_chat(
+        "--url", server.ws_url, "--wav", str(speech), "--out", str(reply)
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert any(line.startswith("you: ") for line in lines), out
+    assert any(line.startswith("assistant: You said:") for line in lines), out
+    with wave.open(str(reply)) as f:
+        assert (f.getframerate(), f.getnchannels(), f.getsampwidth()) == (24000, 1, 2)
+        audio = f.readframes(f.getnframes())
+    assert len(audio) > 24000  # more than half a second
+    assert rms_dbfs(audio) > -40
