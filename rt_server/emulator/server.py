@@ -66,12 +66,12 @@ def _error_body(
 
 
 @dataclass(frozen=True)
-class Route_:
+class HandshakeRoute:
     dialect: Dialect
     model: str
 
 
-def _route(websocket: WebSocket) -> Route_ | ClientEventError:
+def _route(websocket: WebSocket) -> HandshakeRoute | ClientEventError:
     """Which dialect and model a handshake asks for (the path, query and OpenAI-Beta header)."""
     path, query = websocket.url.path.rstrip("/"), websocket.query_params
     if path == "/openai/realtime":
@@ -85,14 +85,14 @@ def _route(websocket: WebSocket) -> Route_ | ClientEventError:
             return ClientEventError(
                 "missing_required_parameter", "Missing 'deployment'.", "deployment"
             )
-        return Route_("beta" if version.endswith("-preview") else "ga", deployment)
+        return HandshakeRoute("beta" if version.endswith("-preview") else "ga", deployment)
     model = query.get("model")
     if not model:
         return ClientEventError(
             "missing_required_parameter", "Missing required parameter: 'model'.", "model"
         )
     beta = path == "/v1/realtime" and "realtime=v1" in websocket.headers.get("openai-beta", "")
-    return Route_("beta" if beta else "ga", model)
+    return HandshakeRoute("beta" if beta else "ga", model)
 
 
 def _credential(headers: Any, subprotocols: list[str]) -> str | None:
@@ -447,16 +447,18 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def uvicorn_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
+def uvicorn_config(app: Starlette, *, embedded: bool = False, **kwargs: Any) -> uvicorn.Config:
+    """uvicorn settings; `embedded` leaves the host's logging configuration alone (uvicorn's
+    loggers are process-wide: configuring ours would change the middle tier's)."""
     _quiet_denials()
+    logging_options: dict[str, Any] = {"log_config": None, "log_level": None} if embedded else {}
     return uvicorn.Config(
         app,
         ws="websockets-sansio",
         ws_per_message_deflate=False,
         ws_max_size=16 * 1024 * 1024,
-        log_level="warning",
         lifespan="off",
-        **kwargs,
+        **({"log_level": "warning"} | logging_options | kwargs),
     )
 
 
@@ -469,7 +471,7 @@ async def run_emulator(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     state = EmulatorState(faults=config.faults)
-    server = _EmbeddedServer(uvicorn_config(create_emulator_app(config, state)))
+    server = _EmbeddedServer(uvicorn_config(create_emulator_app(config, state), embedded=True))
     # A plain task, not a task group: pytest-asyncio may run a fixture's setup and teardown in
     # different tasks, which task groups refuse. It is always awaited below.
     serving = asyncio.create_task(server.serve(sockets=[sock]))
