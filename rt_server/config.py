@@ -14,7 +14,8 @@ from typing import Literal, TypeAlias, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from rt_server.errors import ConfigError
-from rt_server.profile import Profile
+from rt_server.profile import Eagerness, NoiseReduction, Profile, TurnDetection
+from rt_server.profiles import load_profiles
 
 _T = TypeVar("_T", bound=str)
 
@@ -54,6 +55,13 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     profile: Profile = field(default_factory=Profile)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    client_tokens: tuple[str, ...] = field(default=(), repr=False)
+    admin_token: str | None = field(default=None, repr=False)
+    allowed_origins: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    tool_modules: tuple[str, ...] = ()
+    shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
     log_json: bool = False
     limits: Limits = field(default_factory=Limits)
@@ -63,6 +71,11 @@ class Settings:
         """Build settings from ``env``; raise :class:`ConfigError` naming a bad variable."""
         get = _Reader(env)
         backend = _backend_name(get)
+        profile = _profile(get)
+        profiles = {"default": profile}
+        if path := get.text("PROFILE_FILE"):
+            profiles = load_profiles(path, profile)
+            profile = profiles["default"]
         settings = cls(
             backend=backend,
             openai_api_key=get.text("OPENAI_API_KEY"),
@@ -74,7 +87,14 @@ class Settings:
             azure_api_version=get.text("AZURE_OPENAI_API_VERSION"),
             host=get.text("HOST") or "127.0.0.1",
             port=get.integer("PORT", 8080, low=0, high=65535),
-            profile=_profile(get),
+            profile=profile,
+            profiles=profiles,
+            client_tokens=get.items("CLIENT_TOKENS"),
+            admin_token=get.text("ADMIN_TOKEN"),
+            allowed_origins=get.items("ALLOWED_ORIGINS"),
+            cors_origins=get.items("CORS_ORIGINS"),
+            tool_modules=get.items("RT_TOOLS"),
+            shutdown_grace_seconds=get.number("SHUTDOWN_GRACE_SECONDS", 10.0, low=0.0),
             log_level=get.choice(
                 "LOG_LEVEL", ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR"), "INFO"
             ),
@@ -83,6 +103,12 @@ class Settings:
         )
         settings.check()
         return settings
+
+    def find_profile(self, name: str | None) -> Profile | None:
+        """The profile a client asked for by name (None: the default one)."""
+        if name is None or name == "default":
+            return self.profile
+        return self.profiles.get(name)
 
     def check(self) -> None:
         """Raise :class:`ConfigError` when the chosen backend lacks what it needs."""
@@ -116,12 +142,33 @@ def _backend_name(get: _Reader) -> BackendName:
 
 
 def _profile(get: _Reader) -> Profile:
-    default = Profile()
+    d = Profile()
+    max_tokens = get.integer("MAX_OUTPUT_TOKENS", 0, low=0)
+    speed = get.number("SPEED", 0.0, low=0.0)
+    if speed and not 0.25 <= speed <= 1.5:
+        raise ConfigError(f"SPEED must be between 0.25 and 1.5, got {speed:g}")
+    threshold = get.number("VAD_THRESHOLD", d.vad_threshold, low=0.0)
+    if threshold > 1.0:
+        raise ConfigError(f"VAD_THRESHOLD must be between 0 and 1, got {threshold:g}")
     return Profile(
-        instructions=get.text("INSTRUCTIONS") or default.instructions,
-        voice=get.choice("VOICE", get_args(Voice), "alloy"),
-        greeting=get.text("GREETING") or default.greeting,
-        transcription_model=get.text("TRANSCRIPTION_MODEL") or default.transcription_model,
+        instructions=get.text("INSTRUCTIONS") or d.instructions,
+        voice=get.choice("VOICE", get_args(Voice), d.voice),
+        greeting=get.text("GREETING") or d.greeting,
+        output_modality=get.choice("OUTPUT_MODALITY", ("audio", "text"), d.output_modality),
+        max_output_tokens=max_tokens or None,
+        speed=speed or None,
+        transcription_model=get.text("TRANSCRIPTION_MODEL") or d.transcription_model,
+        transcription_language=get.text("TRANSCRIPTION_LANGUAGE"),
+        turn_detection=get.choice("TURN_DETECTION", get_args(TurnDetection), d.turn_detection),
+        vad_threshold=threshold,
+        vad_prefix_padding_ms=get.integer("VAD_PREFIX_PADDING_MS", d.vad_prefix_padding_ms, low=0),
+        vad_silence_duration_ms=get.integer(
+            "VAD_SILENCE_DURATION_MS", d.vad_silence_duration_ms, low=0
+        ),
+        vad_eagerness=get.choice("VAD_EAGERNESS", get_args(Eagerness), d.vad_eagerness),
+        noise_reduction=get.choice("NOISE_REDUCTION", get_args(NoiseReduction), d.noise_reduction),
+        welcome_instructions=get.text("WELCOME_INSTRUCTIONS"),
+        show_tool_calls=get.flag("SHOW_TOOL_CALLS", False),
     )
 
 
@@ -190,6 +237,11 @@ class _Reader:
         if not number >= low:
             raise ConfigError(f"{name} must be at least {low}, got {value}")
         return number
+
+    def items(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list."""
+        value = self.text(name) or ""
+        return tuple(item.strip() for item in value.split(",") if item.strip())
 
     def flag(self, name: str, default: bool) -> bool:
         value = self.text(name)

@@ -1,16 +1,21 @@
-"""The simplified client protocol spoken on ``/realtime``.
+"""The simplified client protocol spoken on ``/realtime``, and how dialects declare theirs.
 
 Text frames carry one JSON object each; binary frames carry raw PCM16 little-endian mono
 24 kHz audio, both ways. The message shapes are compatible with the Azure OpenAI
 middle-tier sample ("generic frontend"), plus ``error`` and a few extensions.
 
-Every client message is validated once, here, by :func:`parse_client_message`; nothing
-downstream checks again. Server messages are built by :mod:`rt_server.translate`.
+A client message type is declared in one place: its TypedDict and its handler, added to
+a :class:`ClientProtocol` with :meth:`ClientProtocol.add`. The parser, validation and the
+JSON Schema (``GET /protocol.json``) pick it up; unknown types still get a clear error.
+Every client message is validated once, by :meth:`ClientProtocol.parse`; nothing
+downstream checks again. Server messages are built by the translator's ``render_*``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal, NotRequired, TypeAlias
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, TypeAlias, TypeVar, Union
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from pydantic_core import ErrorDetails
@@ -18,12 +23,77 @@ from typing_extensions import TypedDict
 
 from rt_server.errors import ClientError, ErrorCode
 
-_STRICT = ConfigDict(strict=True, extra="ignore")
+if TYPE_CHECKING:
+    from rt_server.translate import Outbox, Translator
+
+STRICT = ConfigDict(strict=True, extra="ignore")
+
+M = TypeVar("M", bound=Mapping[str, Any])
+T = TypeVar("T", bound="Translator")
+Handler: TypeAlias = Callable[[Any, Any, float], "Outbox"]
+
+
+class ClientProtocol:
+    """The client messages of one dialect: a TypedDict and a handler per ``type``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._types: dict[str, type[Any]] = {}
+        self._handlers: dict[str, Handler] = {}
+
+    def add(self, message: type[M], handler: Callable[[T, M, float], Outbox]) -> None:
+        """Declare a message type (its ``type`` Literal is the key) and who handles it."""
+        tag = message.__annotations__["type"]
+        kind = TypeAdapter(tag).json_schema()["const"]
+        self._types[kind] = message
+        self._handlers[kind] = handler
+        self.__dict__.pop("_adapter", None)  # rebuild the parser with the new type
+
+    def parse(self, raw: str | bytes) -> tuple[Mapping[str, Any], Handler]:
+        """Validate one text frame; raise :class:`ClientError` saying what is wrong."""
+        try:
+            message: Mapping[str, Any] = self._adapter.validate_json(raw)
+        except ValidationError as exc:
+            raise client_error(exc.errors(include_url=False)[0]) from None
+        return message, self._handlers[message["type"]]
+
+    def schema(self) -> dict[str, Any]:
+        """JSON Schema of every message a client of this dialect may send."""
+        return self._adapter.json_schema()
+
+    @cached_property
+    def _adapter(self) -> TypeAdapter[Any]:
+        union = Union[tuple(self._types.values())]  # type: ignore[valid-type]  # noqa: UP007
+        annotated: Any = Annotated[union, Field(discriminator="type")]
+        return TypeAdapter(annotated)
+
+
+def client_error(error: ErrorDetails) -> ClientError:
+    """The client-facing error for a pydantic validation failure."""
+    kind = error["type"]
+    field = ".".join(str(part) for part in error["loc"][1:])
+    if kind == "json_invalid":
+        if "recursion limit" in error["msg"]:
+            return ClientError("nesting_too_deep", "JSON is nested too deeply")
+        return ClientError("invalid_json", f"not valid JSON: {error['msg']}")
+    if kind in ("dict_type", "model_type", "typed_dict_type"):
+        return ClientError("not_an_object", "a message must be a JSON object")
+    if kind == "union_tag_not_found":
+        return ClientError("missing_type", "the message has no string 'type'")
+    if kind == "union_tag_invalid":
+        tag = error["input"].get("type") if isinstance(error["input"], dict) else None
+        if tag is None:
+            return ClientError("missing_type", "the message 'type' is null")
+        return ClientError("unknown_type", f"unknown message type {tag!r}")
+    if kind == "missing":
+        return ClientError("missing_field", f"missing field {field!r}")
+    return ClientError("invalid_field", f"field {field!r}: {error['msg']}")
+
 
 # --------------------------------------------------------------------------- client -> server
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class UserMessage(TypedDict):
     """Client: a typed user turn; the assistant answers it."""
 
@@ -32,7 +102,7 @@ class UserMessage(TypedDict):
     id: NotRequired[str]
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class AudioMessage(TypedDict):
     """Client: base64 PCM16 audio, for clients that cannot send binary frames."""
 
@@ -40,16 +110,21 @@ class AudioMessage(TypedDict):
     audio: str
 
 
-ClientAction: TypeAlias = Literal["interrupt", "commit"]
-
-
-@with_config(_STRICT)
+@with_config(STRICT)
 class ClientControl(TypedDict):
     """Client: ``interrupt`` stops the reply; ``commit`` ends a push-to-talk turn."""
 
     type: Literal["control"]
-    action: ClientAction
+    action: Literal["interrupt", "commit"]
 
+
+REALTIME = ClientProtocol("realtime")
+REALTIME.add(UserMessage, lambda t, message, now: t.user_text(message["text"]))
+REALTIME.add(AudioMessage, lambda t, message, now: t.client_audio_b64(message["audio"], now))
+REALTIME.add(
+    ClientControl,
+    lambda t, message, now: t.interrupt(now) if message["action"] == "interrupt" else t.commit(),
+)
 
 # --------------------------------------------------------------------------- server -> client
 
@@ -98,51 +173,19 @@ class ErrorMessage(TypedDict):
     retry_after: NotRequired[float]
 
 
-ClientMessage: TypeAlias = UserMessage | AudioMessage | ClientControl
 ServerMessage: TypeAlias = ServerControl | Transcription | TextDelta | ErrorMessage
 
-# ----------------------------------------------------------------------------------- parsing
 
-_client_adapter: Final = TypeAdapter[ClientMessage](
-    Annotated[ClientMessage, Field(discriminator="type")]
-)
-_server_adapter: Final = TypeAdapter[ServerMessage](ServerMessage)
+def parse_client_message(raw: str | bytes) -> Mapping[str, Any]:
+    """Validate one ``/realtime`` client text frame (see :meth:`ClientProtocol.parse`)."""
+    return REALTIME.parse(raw)[0]
 
 
-def parse_client_message(raw: str | bytes) -> ClientMessage:
-    """Validate one client text frame; raise :class:`ClientError` saying what is wrong."""
-    try:
-        return _client_adapter.validate_json(raw)
-    except ValidationError as exc:
-        raise _client_error(exc.errors(include_url=False)[0]) from None
+def server_schema() -> dict[str, Any]:
+    """JSON Schema of every message the ``/realtime`` server sends."""
+    return TypeAdapter[ServerMessage](ServerMessage).json_schema()
 
 
-def _client_error(error: ErrorDetails) -> ClientError:
-    kind = error["type"]
-    field = ".".join(str(part) for part in error["loc"][1:])
-    if kind == "json_invalid":
-        if "recursion limit" in error["msg"]:
-            return ClientError("nesting_too_deep", "JSON is nested too deeply")
-        return ClientError("invalid_json", f"not valid JSON: {error['msg']}")
-    if kind in ("dict_type", "model_type", "typed_dict_type"):
-        return ClientError("not_an_object", "a message must be a JSON object")
-    if kind == "union_tag_not_found":
-        return ClientError("missing_type", "the message has no string 'type'")
-    if kind == "union_tag_invalid":
-        tag = error["input"].get("type") if isinstance(error["input"], dict) else None
-        if tag is None:
-            return ClientError("missing_type", "the message 'type' is null")
-        return ClientError("unknown_type", f"unknown message type {tag!r}")
-    if kind == "missing":
-        return ClientError("missing_field", f"missing field {field!r}")
-    return ClientError("invalid_field", f"field {field!r}: {error['msg']}")
-
-
-def client_schema() -> dict[str, object]:
-    """JSON Schema of every message a client may send."""
-    return _client_adapter.json_schema()
-
-
-def server_schema() -> dict[str, object]:
-    """JSON Schema of every message the server sends."""
-    return _server_adapter.json_schema()
+def client_schema() -> dict[str, Any]:
+    """JSON Schema of every message a ``/realtime`` client may send."""
+    return REALTIME.schema()

@@ -1,9 +1,9 @@
-"""One client session: the client socket, its backend connection, and the pumps between.
+"""One client session: the client socket, its own backend connection, and the pumps between.
 
-The pumps (client -> backend, backend -> client, the client writer and a watchdog) run
-as tasks of one group: whichever ends first cancels the others, and both sockets are
-closed on the way out. Errors are caught once, in :meth:`Session.run`, and turned into an
-``error`` message and a close code.
+The pumps (client -> backend, backend -> client, the client writer, the tool runner and
+a watchdog) run as tasks that end together: whichever ends first cancels the others, and
+both sockets are closed on the way out. Errors are caught once, in :meth:`Session.run`,
+and become an ``error`` message and a close code.
 """
 
 from __future__ import annotations
@@ -24,15 +24,27 @@ from starlette.websockets import WebSocket, WebSocketState
 from rt_server.backends import Backend, BackendConnection
 from rt_server.config import Limits
 from rt_server.errors import BackendClosed, BackendError, ClientError, ErrorCode
-from rt_server.profile import Profile
-from rt_server.protocol import ErrorMessage
-from rt_server.translate import PCM_BYTES_PER_MS, ClientFrame, Outbox, Translator
+from rt_server.metrics import Metrics
+from rt_server.observe import Observer, SessionInfo
+from rt_server.tools import ToolRegistry
+from rt_server.translate import ClientFrame, Note, Outbox, ToolCall, Translator
 
 _AUDIO_BURST_MS = 2000.0  # audio a client may send ahead of real time before the rate applies
 
 
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What every session shares: the backend, limits, tools, metrics and observers."""
+
+    backend: Backend
+    limits: Limits
+    tools: ToolRegistry = field(default_factory=ToolRegistry)
+    metrics: Metrics = field(default_factory=Metrics)
+    observers: tuple[Observer, ...] = ()
+
+
 class CloseSession(Exception):
-    """End the session with this close code; the client already got an ``error``."""
+    """End the session with this close code (the client was already told why)."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
@@ -62,42 +74,61 @@ class _Outgoing:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def put(self, frame: str | bytes) -> None:
-        self.size += len(frame)
-        if self.size > self.limit:
+        if self.size + len(frame) > self.limit:
             raise CloseSession(1008, "the client is not reading its messages")
+        self.size += len(frame)
         self.frames.append(frame)
         self.ready.set()
 
 
 class Session:
-    """One ``/realtime`` client and its own backend connection."""
+    """One client, speaking one dialect, with its own backend connection."""
 
     def __init__(
-        self, websocket: WebSocket, backend: Backend, profile: Profile, limits: Limits
+        self,
+        websocket: WebSocket,
+        translator: Translator,
+        services: Services,
+        *,
+        dialect: str = "realtime",
+        subprotocol: str | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.log = logger.bind(session=self.id)
         self.counters = Counters()
+        self.translator = translator
         self._ws = websocket
-        self._backend = backend
-        self._limits = limits
-        self._translator = Translator(profile)
-        self._outgoing = _Outgoing(limits.send_buffer_bytes)
+        self._services = services
+        self._limits = services.limits
+        self._metrics = services.metrics
+        self._subprotocol = subprotocol
+        self._outgoing = _Outgoing(services.limits.send_buffer_bytes)
         self._conn: BackendConnection | None = None
         self._live = asyncio.Event()  # set while a configured backend session is up
+        self._wake = asyncio.Event()  # wakes the watchdog early (shutdown, reply done)
+        self._calls: asyncio.Queue[ToolCall] = asyncio.Queue()
         self._started = time.monotonic()
-        self._last_seen = self._started
+        self._last_seen = self._last_backend = self._started
+        self._drain_until: float | None = None
         self._audio_ms = 0.0
+        peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
+        self.info = SessionInfo(
+            self.id, dialect, services.backend.name, translator.profile.name, time.time(), peer
+        )
 
     # ----------------------------------------------------------------------------- lifecycle
 
     async def run(self) -> None:
         """Serve the session until either side ends it; never raises."""
-        await self._ws.accept()
-        self.log.info("session start from {}", _peer(self._ws))
+        await self._ws.accept(self._subprotocol)
+        self.log.info("session start: {} from {}", self.info.dialect, self.info.peer)
+        self._observe("session_started")
+        self._metrics.sessions_active.inc()
+        self._metrics.sessions_total.labels(self.info.dialect).inc()
         close_code, reason = 1000, "session ended"
         try:
             await self._connect()
+            await self._to_backend(Outbox(backend=self.translator.welcome()))
             await self._pump()
         except CloseSession as exc:
             close_code, reason = exc.code, exc.reason
@@ -112,19 +143,29 @@ class Session:
         finally:
             await self._close(close_code, reason)
 
+    def shutdown(self, grace: float) -> None:
+        """Tell the client the server is stopping; close once the reply ends or grace runs out."""
+        if self._drain_until is None:
+            self._drain_until = time.monotonic() + grace
+            self._deliver(self.translator.render_shutting_down())
+            self._wake.set()
+
     async def _connect(self) -> None:
         """Open and configure a backend session; the client hears ``connected`` after."""
         started = time.monotonic()
-        self._conn = await self._backend.connect()
+        self._conn = await self._services.backend.connect()
         try:
-            for event in self._translator.restore():
+            for event in self.translator.restore():
                 await self._conn.send(event)
             await asyncio.wait_for(self._await_configured(), self._limits.backend_connect_timeout)
         except TimeoutError:
             raise BackendError(
                 "backend_timeout", "the backend did not confirm the session", retryable=True
             ) from None
-        self.log.info("> backend ready in {:.0f} ms", (time.monotonic() - started) * 1000)
+        elapsed = time.monotonic() - started
+        self._metrics.backend_connect_seconds.observe(elapsed)
+        self.log.info("> backend ready in {:.0f} ms", elapsed * 1000)
+        self._last_backend = time.monotonic()
         self._live.set()
 
     async def _await_configured(self) -> None:
@@ -133,10 +174,9 @@ class Session:
             event = await self._conn.recv()
             kind = event.get("type")
             if kind == "error":
-                raise BackendError(
-                    "backend_error", str((event.get("error") or {}).get("message", "refused"))
-                )
-            self._deliver(self._translator.backend_event(event, time.monotonic()))
+                message = str((event.get("error") or {}).get("message", "refused"))
+                raise BackendError("backend_error", f"the backend refused the session: {message}")
+            self._deliver(self.translator.backend_event(event, time.monotonic()).client)
             if kind == "session.updated":
                 return
 
@@ -152,7 +192,13 @@ class Session:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _pumps(self) -> list[Coroutine[Any, Any, None]]:
-        return [self._from_client(), self._from_backend(), self._to_client(), self._watchdog()]
+        return [
+            self._from_client(),
+            self._from_backend(),
+            self._to_client(),
+            self._run_tools(),
+            self._watchdog(),
+        ]
 
     async def _close(self, code: int, reason: str) -> None:
         self._live.clear()
@@ -163,10 +209,12 @@ class Session:
         if self._ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await self._ws.close(code, reason[:120])
+        self._metrics.sessions_active.dec()
+        self._observe("session_ended", code, reason)
         c = self.counters
         self.log.info(
-            "session end after {:.1f} s: close {} ({}); {} frames in ({} B), {} out ({} B), "
-            "{} errors, {} reconnects",
+            "session end after {:.1f} s: close {} ({}); in {} frames / {} B, out {} frames / "
+            "{} B, {} errors, {} reconnects",
             time.monotonic() - self._started,
             code,
             reason,
@@ -181,34 +229,39 @@ class Session:
     # ------------------------------------------------------------------------------ pumps
 
     async def _from_client(self) -> None:
-        receive = self._ws.receive
+        receive, translator, metrics = self._ws.receive, self.translator, self._metrics
         max_bytes = self._limits.max_message_bytes
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 self.log.debug("< client left ({})", message.get("code"))
                 return
-            self._last_seen = time.monotonic()
+            now = self._last_seen = time.monotonic()
             data: str | bytes | None = message.get("bytes")
+            binary = data is not None
             if data is None:
                 data = message.get("text") or ""
+            size = len(data)
             self.counters.frames_in += 1
-            self.counters.bytes_in += len(data)
-            if len(data) > max_bytes:
+            self.counters.bytes_in += size
+            (metrics.in_audio if binary else metrics.in_text).inc()
+            (metrics.in_audio_bytes if binary else metrics.in_text_bytes).inc(size)
+            if size > max_bytes:
                 self._send_error("message_too_large", f"messages are limited to {max_bytes} bytes")
                 raise CloseSession(1009, f"message over {max_bytes} bytes")
             try:
                 if isinstance(data, bytes):
-                    out = self._translator.client_audio(data)
-                    self._meter_audio(len(data))
+                    out = translator.client_audio(data, now)
                 else:
-                    out = self._translator.client_text(data, self._last_seen)
+                    out = translator.client_text(data, now)
             except ClientError as exc:
                 self._send_error(exc.code, exc.message)
                 continue
+            self._meter_audio(out)
             await self._to_backend(out)
 
     async def _from_backend(self) -> None:
+        translator = self.translator
         while True:
             assert self._conn is not None
             try:
@@ -216,14 +269,21 @@ class Session:
             except BackendClosed as exc:
                 await self._reconnect(exc)
                 continue
-            out = self._translator.backend_event(event, time.monotonic())
+            now = self._last_backend = time.monotonic()
+            out = translator.backend_event(event, now)
             if out.client:
-                self._deliver(out)
+                self._deliver(out.client)
+            if out.notes:
+                self._notes(out)
+            for call in out.calls:
+                self._calls.put_nowait(call)
             if out.backend:
                 await self._to_backend(Outbox(backend=out.backend))
+            if self._drain_until is not None:
+                self._wake.set()
 
     async def _to_client(self) -> None:
-        outgoing, ws = self._outgoing, self._ws
+        outgoing, ws, metrics = self._outgoing, self._ws, self._metrics
         while True:
             await outgoing.ready.wait()
             while outgoing.frames:
@@ -231,34 +291,94 @@ class Session:
                 outgoing.size -= len(frame)
                 if isinstance(frame, bytes):
                     await ws.send_bytes(frame)
+                    metrics.out_audio.inc()
+                    metrics.out_audio_bytes.inc(len(frame))
                 else:
                     await ws.send_text(frame)
+                    metrics.out_text.inc()
+                    metrics.out_text_bytes.inc(len(frame))
             outgoing.ready.clear()
 
+    async def _run_tools(self) -> None:
+        """Run the model's tool calls concurrently with the audio; owned by this pump."""
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                call = await self._calls.get()
+                task = asyncio.create_task(self._run_tool(call))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _run_tool(self, call: ToolCall) -> None:
+        self.log.info("> tool {} ({} B of arguments)", call.name, len(call.arguments))
+        self._metrics.tool_calls.labels(call.name).inc()
+        output = await self._services.tools.run(call)
+        out = self.translator.tool_result(call, output)
+        self._notes(out)
+        await self._to_backend(out)
+
     async def _watchdog(self) -> None:
-        """End the session at its length limit, or when the client has gone quiet."""
-        limits = self._limits
+        """Enforce session length, idle time, stalled replies and the shutdown drain."""
         while True:
-            now = time.monotonic()
-            session_end = self._started + limits.max_session_seconds
-            idle_end = self._last_seen + limits.idle_timeout_seconds
-            if now >= session_end:
-                self._send_error(
-                    "session_expired", f"sessions last at most {limits.max_session_seconds:g} s"
-                )
-                raise CloseSession(1000, "session length limit")
-            if now >= idle_end:
-                self._send_error(
-                    "idle_timeout", f"no message for {limits.idle_timeout_seconds:g} s"
-                )
-                raise CloseSession(1000, "idle timeout")
-            await asyncio.sleep(min(session_end, idle_end) - now)
+            wait = self._check_deadlines(time.monotonic())
+            if wait is None:
+                await self._stalled()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()
+
+    def _check_deadlines(self, now: float) -> float | None:
+        """Act on a passed deadline; the time until the next one, None for a stalled reply."""
+        limits = self._limits
+        session_end = self._started + limits.max_session_seconds
+        idle_end = self._last_seen + limits.idle_timeout_seconds
+        if now >= session_end:
+            self._send_error(
+                "session_expired", f"sessions last at most {limits.max_session_seconds:g} s"
+            )
+            raise CloseSession(1000, "session length limit")
+        if now >= idle_end:
+            self._send_error("idle_timeout", f"no message for {limits.idle_timeout_seconds:g} s")
+            raise CloseSession(1000, "idle timeout")
+        if self._drain_until is not None and (
+            now >= self._drain_until or not self.translator.responding
+        ):
+            raise CloseSession(1001, "server shutting down")
+        deadlines = [session_end, idle_end]
+        if self.translator.responding and self._live.is_set():
+            stall_end = self._last_backend + limits.response_timeout_seconds
+            if now >= stall_end:
+                return None
+            deadlines.append(stall_end)
+        else:
+            deadlines.append(now + limits.response_timeout_seconds)
+        if self._drain_until is not None:
+            deadlines.append(self._drain_until)
+        return max(0.0, min(deadlines) - now)
+
+    async def _stalled(self) -> None:
+        """A reply went quiet: tell the client and replace the backend connection."""
+        self._send_error(
+            "backend_timeout",
+            f"the assistant did not answer for {self._limits.response_timeout_seconds:g} s",
+        )
+        self.translator.responding = False
+        self._last_backend = time.monotonic()
+        if self._conn is not None:
+            # The backend pump then sees BackendClosed and reconnects, replaying the turns.
+            with contextlib.suppress(Exception):
+                await self._conn.aclose()
 
     # ---------------------------------------------------------------------------- helpers
 
     async def _to_backend(self, out: Outbox) -> None:
         if out.client:
-            self._deliver(out)
+            self._deliver(out.client)
         for event in out.backend:
             while True:
                 await self._live.wait()
@@ -279,46 +399,58 @@ class Session:
             raise closed
         self._send_error("backend_closed", "the assistant connection dropped; reconnecting")
         for attempt in range(1, attempts + 1):
-            await asyncio.sleep(min(0.25 * 2 ** (attempt - 1), 4.0))
-            with contextlib.suppress(Exception):
-                assert self._conn is not None
-                await self._conn.aclose()
+            await asyncio.sleep(min(0.2 * 2 ** (attempt - 1), 5.0))
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    await self._conn.aclose()
             try:
                 await self._connect()
             except BackendError as exc:
                 self.log.warning("> reconnect {} of {} failed: {}", attempt, attempts, exc.code)
                 continue
             self.counters.reconnects += 1
+            self._metrics.reconnects.inc()
+            self.translator.responding = False
             self._send_error("backend_reconnected", "the assistant connection is restored")
             return
         raise BackendError(
             "backend_closed", "the assistant connection dropped and could not be restored"
         )
 
-    def _deliver(self, out: Outbox) -> None:
-        for frame in out.client:
-            self._put(frame)
-
-    def _put(self, frame: ClientFrame) -> None:
-        data = frame if isinstance(frame, bytes) else orjson.dumps(frame).decode()
-        self.counters.frames_out += 1
-        self.counters.bytes_out += len(data)
-        self._outgoing.put(data)
+    def _deliver(self, frames: list[ClientFrame]) -> None:
+        for frame in frames:
+            data = frame if isinstance(frame, bytes) else orjson.dumps(frame).decode()
+            self.counters.frames_out += 1
+            self.counters.bytes_out += len(data)
+            self._outgoing.put(data)
 
     def _send_error(
         self, code: ErrorCode, message: str, *, retry_after: float | None = None
     ) -> None:
         self.counters.errors += 1
+        self._metrics.error(code)
         self.log.info("> error {}: {}", code, message)
-        error = ErrorMessage(type="error", code=code, message=message)
-        if retry_after is not None:
-            error["retry_after"] = retry_after
+        self._notes(Outbox(notes=[Note("error", {"code": code, "message": message})]))
         with contextlib.suppress(CloseSession):
-            self._put(error)
+            self._deliver(self.translator.render_error(code, message, retry_after))
 
-    def _meter_audio(self, size: int) -> None:
+    def _notes(self, out: Outbox) -> None:
+        for note in out.notes:
+            self._observe("session_note", note)
+
+    def _observe(self, event: str, *args: Any) -> None:
+        for observer in self._services.observers:
+            try:
+                getattr(observer, event)(self.info, *args)
+            except Exception:
+                self.log.exception("observer {} failed on {}", type(observer).__name__, event)
+
+    def _meter_audio(self, out: Outbox) -> None:
         """Refuse audio sent far faster than real time (a client flooding the backend)."""
-        self._audio_ms += size / PCM_BYTES_PER_MS
+        for event in out.backend:
+            if event["type"] == "input_audio_buffer.append":
+                # base64: 4 characters per 3 bytes
+                self._audio_ms += len(event["audio"]) * 3 / 4 / self.translator.bytes_per_ms
         elapsed_ms = (time.monotonic() - self._started) * 1000.0
         allowed = elapsed_ms * self._limits.max_audio_realtime_factor + _AUDIO_BURST_MS
         if self._audio_ms > allowed:
@@ -340,8 +472,3 @@ class Session:
                         await self._ws.send_bytes(frame)
                     else:
                         await self._ws.send_text(frame)
-
-
-def _peer(websocket: WebSocket) -> str:
-    client = websocket.client
-    return f"{client.host}:{client.port}" if client else "unknown"

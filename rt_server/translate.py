@@ -1,45 +1,80 @@
-"""The sans-I/O core: the client protocol <-> Realtime API events.
+"""The sans-I/O core: a client dialect <-> Realtime API events.
 
 No awaits and no sockets here. :class:`Translator` takes what one side sent and returns an
-:class:`Outbox` of what to send to each side; the session moves the bytes. Backend events
-use the GA names (a preview backend normalises beta names before they get here). The
-current time is passed in, so barge-in truncation is a pure function of what was sent.
+:class:`Outbox`: frames for the client, events for the backend, notes for observers
+(monitor, records, metrics) and tool calls for the session to run. Backend events use GA
+names (a preview backend normalises beta names before they get here). The time is passed
+in, so barge-in truncation is a pure function of what was sent and when.
+
+The base class speaks the ``/realtime`` protocol of :mod:`rt_server.protocol`. Another
+client dialect subclasses it and overrides the ``render_*`` methods and the client side
+(``client_text`` / ``client_audio``); the backend side and its state stay shared.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias
 
 from loguru import logger
 
-from rt_server.errors import ClientError
+from rt_server.errors import ClientError, ErrorCode
 from rt_server.profile import Profile
 from rt_server.protocol import (
-    ClientMessage,
+    REALTIME,
+    ClientProtocol,
     ErrorMessage,
     ServerControl,
-    ServerMessage,
     TextDelta,
     Transcription,
-    parse_client_message,
 )
 
 BackendEvent: TypeAlias = dict[str, Any]
-ClientFrame: TypeAlias = ServerMessage | bytes
+ClientFrame: TypeAlias = Mapping[str, Any] | bytes
 
-PCM_BYTES_PER_MS = 48  # PCM16 mono at 24 kHz
 _INTERNAL = "rt_"  # event_id prefix of events the server sends on its own behalf
+
+NoteKind: TypeAlias = Literal[
+    "user_text",
+    "user_transcript",
+    "assistant_text",
+    "speech_started",
+    "truncated",
+    "tool_call",
+    "tool_result",
+    "usage",
+    "error",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something observers may want to know (transcripts, tools, usage, errors)."""
+
+    kind: NoteKind
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model asked for; the session runs it."""
+
+    call_id: str
+    name: str
+    arguments: str
 
 
 @dataclass(slots=True)
 class Outbox:
-    """What one input produced: frames for the client, events for the backend."""
+    """What one input produced."""
 
     client: list[ClientFrame] = field(default_factory=list)
     backend: list[BackendEvent] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -51,7 +86,7 @@ class Turn:
 
 
 @dataclass(slots=True)
-class _Playback:
+class Playback:
     """The assistant audio item the client is playing, and how much of it it has."""
 
     item_id: str
@@ -69,24 +104,37 @@ class _Playback:
 
 @dataclass(slots=True)
 class Translator:
-    """The state of one session's translation; feed it both sides, send what it returns."""
+    """The translation state of one session; feed it both sides, send what it returns."""
 
     profile: Profile
+    tools: list[dict[str, Any]] = field(default_factory=list)
     ready: bool = False
     responding: bool = False
-    playback: _Playback | None = None
+    playback: Playback | None = None
     truncated: set[str] = field(default_factory=set)
     history: list[Turn] = field(default_factory=list)
+    pending_calls: set[str] = field(default_factory=set)
+    reply_due: bool = False
     _serial: int = 0
+
+    #: Client audio: PCM16 mono 24 kHz.
+    audio_format: dict[str, Any] = field(
+        default_factory=lambda: {"type": "audio/pcm", "rate": 24000}
+    )
+    bytes_per_ms: int = 48
 
     # ------------------------------------------------------------------ towards the backend
 
     def session_update(self) -> BackendEvent:
         """The ``session.update`` that configures a new backend session."""
-        return {"type": "session.update", "session": self.profile.session()}
+        session = self.profile.session(self.audio_format)
+        if self.tools:
+            session["tools"] = self.tools
+            session["tool_choice"] = "auto"
+        return {"type": "session.update", "session": session}
 
     def restore(self) -> list[BackendEvent]:
-        """Events that rebuild this conversation on a fresh backend session."""
+        """Events that (re)build this conversation on a fresh backend session."""
         events = [self.session_update()]
         for turn in self.history:
             kind = "input_text" if turn.role == "user" else "output_text"
@@ -95,55 +143,80 @@ class Translator:
             events.append({"type": "conversation.item.create", "item": item})
         return events
 
-    def client_text(self, raw: str | bytes, now: float = 0.0) -> Outbox:
+    def welcome(self) -> list[BackendEvent]:
+        """A response in which the assistant speaks first, if the profile asks for one."""
+        if self.profile.welcome_instructions is None:
+            return []
+        response = {"instructions": self.profile.welcome_instructions}
+        return [{"type": "response.create", "response": response}]
+
+    #: The client messages this dialect understands, each with its handler.
+    protocol: ClassVar[ClientProtocol] = REALTIME
+
+    def client_text(self, raw: str | bytes, now: float) -> Outbox:
         """A client text frame; raises :class:`ClientError` when it is malformed."""
-        return self.client_message(parse_client_message(raw), now)
+        message, handle = self.protocol.parse(raw)
+        return handle(self, message, now)
 
-    def client_message(self, message: ClientMessage, now: float = 0.0) -> Outbox:
-        match message["type"]:
-            case "user_message":
-                text = message["text"]
-                self.history.append(Turn("user", text))
-                item = {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": text}],
-                }
-                return Outbox(
-                    backend=[
-                        {"type": "conversation.item.create", "item": item},
-                        {"type": "response.create"},
-                    ]
-                )
-            case "audio":
-                try:
-                    pcm = base64.b64decode(message["audio"], validate=True)
-                except binascii.Error:
-                    raise ClientError("invalid_audio", "'audio' is not valid base64") from None
-                return self.client_audio(pcm)
-            case "control":
-                if message["action"] == "interrupt":
-                    return self.interrupt(now)
-                return Outbox(
-                    backend=[
-                        {"type": "input_audio_buffer.commit", "event_id": self._event_id()},
-                        {"type": "response.create"},
-                    ]
-                )
+    def client_audio_b64(self, audio: str, now: float) -> Outbox:
+        """Audio sent as base64 in a JSON message (clients without binary frames)."""
+        try:
+            return self.client_audio(base64.b64decode(audio, validate=True), now)
+        except binascii.Error:
+            raise ClientError("invalid_audio", "'audio' is not valid base64") from None
 
-    def client_audio(self, pcm: bytes) -> Outbox:
-        """A binary frame of PCM16 audio from the client."""
+    def client_audio(self, pcm: bytes, now: float) -> Outbox:
+        """A binary frame of audio from the client, in ``audio_format``."""
         if not pcm or len(pcm) % 2:
             raise ClientError(
                 "invalid_audio", f"audio frames must be whole PCM16 samples, got {len(pcm)} bytes"
             )
-        audio = base64.b64encode(pcm).decode("ascii")
-        return Outbox(backend=[{"type": "input_audio_buffer.append", "audio": audio}])
+        return Outbox(backend=[self.append(pcm)])
+
+    def append(self, audio: bytes) -> BackendEvent:
+        return {"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()}
+
+    def user_text(self, text: str) -> Outbox:
+        """A typed user turn, answered by the assistant."""
+        self.history.append(Turn("user", text))
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        }
+        return Outbox(
+            backend=[
+                {"type": "conversation.item.create", "item": item},
+                {"type": "response.create"},
+            ],
+            notes=[Note("user_text", {"text": text})],
+        )
+
+    def commit(self) -> Outbox:
+        """End a push-to-talk turn (turn detection off) and ask for the reply."""
+        return Outbox(backend=[{"type": "input_audio_buffer.commit"}, {"type": "response.create"}])
 
     def interrupt(self, now: float) -> Outbox:
         """Stop the reply the client is hearing, as if the user had started speaking."""
-        out = Outbox(backend=[{"type": "response.cancel", "event_id": self._event_id()}])
+        out = Outbox(client=self.render_interrupted())
+        if self.responding:
+            out.backend.append({"type": "response.cancel", "event_id": self._event_id()})
         self._truncate(now, out)
+        return out
+
+    def tool_result(self, call: ToolCall, output: str) -> Outbox:
+        """Give the model a tool's output; ask for the next reply once all are in."""
+        self.pending_calls.discard(call.call_id)
+        item = {"type": "function_call_output", "call_id": call.call_id, "output": output}
+        out = Outbox(
+            backend=[{"type": "conversation.item.create", "item": item}],
+            client=self.render_tool(call.name, done=True),
+            notes=[
+                Note("tool_result", {"name": call.name, "call_id": call.call_id, "output": output})
+            ],
+        )
+        self.reply_due = True
+        self._reply_if_due(out)
         return out
 
     # ------------------------------------------------------------------ towards the client
@@ -154,38 +227,32 @@ class Translator:
             case "response.output_audio.delta":
                 return self._audio_delta(event, now)
             case "response.output_text.delta" | "response.output_audio_transcript.delta":
-                delta = TextDelta(type="text_delta", id=_text_id(event), delta=event["delta"])
-                return Outbox(client=[delta])
+                return Outbox(client=self.render_text_delta(_text_id(event), event["delta"]))
             case "response.output_text.done" | "response.output_audio_transcript.done":
-                text = event.get("text") or event.get("transcript") or ""
-                if text:
-                    self.history.append(Turn("assistant", text))
-                done = ServerControl(type="control", action="text_done", id=_text_id(event))
-                return Outbox(client=[done])
+                return self._text_done(event)
             case "input_audio_buffer.speech_started":
-                out = Outbox(client=[ServerControl(type="control", action="speech_started")])
+                out = Outbox(
+                    client=self.render_speech_started(), notes=[Note("speech_started", {})]
+                )
                 self._truncate(now, out)
                 return out
             case "conversation.item.input_audio_transcription.completed":
                 text = event.get("transcript", "")
                 self.history.append(Turn("user", text))
                 return Outbox(
-                    client=[Transcription(type="transcription", id=event["item_id"], text=text)]
+                    client=self.render_transcription(event["item_id"], text),
+                    notes=[Note("user_transcript", {"item_id": event["item_id"], "text": text})],
                 )
             case "session.updated" if not self.ready:
                 self.ready = True
-                greeting = self.profile.greeting
-                return Outbox(
-                    client=[ServerControl(type="control", action="connected", greeting=greeting)]
-                )
+                return Outbox(client=self.render_connected())
             case "response.created":
                 self.responding = True
                 return Outbox()
             case "response.done":
-                self.responding = False
-                return Outbox()
+                return self._response_done(event)
             case "error":
-                return Outbox(client=self._backend_error(event))
+                return self._backend_error(event)
             case kind:
                 logger.trace("< {} (not forwarded)", kind)
                 return Outbox()
@@ -194,14 +261,55 @@ class Translator:
         item_id = event["item_id"]
         if item_id in self.truncated:
             return Outbox()
-        pcm = base64.b64decode(event["delta"])
+        audio = base64.b64decode(event["delta"])
         playing = self.playback
         if playing is None or playing.item_id != item_id:
             # Audio queues behind whatever the client is still playing.
             start = now if playing is None else max(now, playing.ends_at())
-            playing = self.playback = _Playback(item_id, event.get("content_index", 0), start)
-        playing.ms_sent += len(pcm) / PCM_BYTES_PER_MS
-        return Outbox(client=[pcm])
+            playing = self.playback = Playback(item_id, event.get("content_index", 0), start)
+        playing.ms_sent += len(audio) / self.bytes_per_ms
+        return Outbox(client=self.render_audio(audio))
+
+    def _text_done(self, event: BackendEvent) -> Outbox:
+        text = event.get("text") or event.get("transcript") or ""
+        out = Outbox(client=self.render_text_done(_text_id(event)))
+        if text:
+            self.history.append(Turn("assistant", text))
+            out.notes.append(Note("assistant_text", {"item_id": event["item_id"], "text": text}))
+        return out
+
+    def _response_done(self, event: BackendEvent) -> Outbox:
+        self.responding = False
+        response = event.get("response") or {}
+        out = Outbox(client=self.render_response_done(str(response.get("status", ""))))
+        if usage := response.get("usage"):
+            out.notes.append(Note("usage", usage))
+        if response.get("status") == "completed":
+            for item in response.get("output") or []:
+                if item.get("type") == "function_call":
+                    call = ToolCall(item["call_id"], item["name"], item.get("arguments") or "{}")
+                    self.pending_calls.add(call.call_id)
+                    out.calls.append(call)
+                    out.client.extend(self.render_tool(call.name, done=False))
+                    out.notes.append(
+                        Note(
+                            "tool_call",
+                            {
+                                "name": call.name,
+                                "call_id": call.call_id,
+                                "arguments": call.arguments,
+                            },
+                        )
+                    )
+        self._reply_if_due(out)
+        return out
+
+    def _reply_if_due(self, out: Outbox) -> None:
+        """Ask for the next reply once every tool output is in and no response runs."""
+        if self.reply_due and not self.pending_calls and not self.responding:
+            self.reply_due = False
+            self.responding = True  # a response is on its way; do not ask twice
+            out.backend.append({"type": "response.create"})
 
     def _truncate(self, now: float, out: Outbox) -> None:
         """Cut the playing item at what the client can have heard, never past it."""
@@ -209,7 +317,7 @@ class Translator:
         if playing is None:
             return
         self.playback = None
-        heard = playing.heard_ms(now)
+        heard = self.heard_ms(playing, now)
         self.truncated.add(playing.item_id)
         if heard >= playing.ms_sent and not self.responding:
             return  # the client heard all of a finished reply: nothing to cut
@@ -222,19 +330,72 @@ class Translator:
                 "audio_end_ms": int(heard),
             }
         )
+        out.notes.append(
+            Note("truncated", {"item_id": playing.item_id, "audio_end_ms": int(heard)})
+        )
 
-    def _backend_error(self, event: BackendEvent) -> list[ClientFrame]:
+    def heard_ms(self, playing: Playback, now: float) -> float:
+        """How much of ``playing`` the client has played (a dialect may know better)."""
+        return playing.heard_ms(now)
+
+    def _backend_error(self, event: BackendEvent) -> Outbox:
         error = event.get("error") or {}
         if str(error.get("event_id") or "").startswith(_INTERNAL):
             # A race of our own (cancel after the reply ended): nothing the client did.
             logger.debug("< error for internal event: {}", error.get("code"))
-            return []
+            return Outbox()
         message = str(error.get("message") or "the Realtime backend reported an error")
-        return [ErrorMessage(type="error", code="backend_error", message=message)]
+        return Outbox(
+            client=self.render_error("backend_error", message),
+            notes=[Note("error", {"code": "backend_error", "message": message})],
+        )
 
     def _event_id(self) -> str:
         self._serial += 1
         return f"{_INTERNAL}{self._serial}"
+
+    # ---------------------------------------------------- rendering: the /realtime dialect
+
+    def render_connected(self) -> list[ClientFrame]:
+        return [ServerControl(type="control", action="connected", greeting=self.profile.greeting)]
+
+    def render_speech_started(self) -> list[ClientFrame]:
+        return [ServerControl(type="control", action="speech_started")]
+
+    def render_interrupted(self) -> list[ClientFrame]:
+        return []
+
+    def render_transcription(self, item_id: str, text: str) -> list[ClientFrame]:
+        return [Transcription(type="transcription", id=item_id, text=text)]
+
+    def render_text_delta(self, text_id: str, delta: str) -> list[ClientFrame]:
+        return [TextDelta(type="text_delta", id=text_id, delta=delta)]
+
+    def render_text_done(self, text_id: str) -> list[ClientFrame]:
+        return [ServerControl(type="control", action="text_done", id=text_id)]
+
+    def render_audio(self, audio: bytes) -> list[ClientFrame]:
+        return [audio]
+
+    def render_response_done(self, status: str) -> list[ClientFrame]:
+        return []
+
+    def render_tool(self, name: str, *, done: bool) -> list[ClientFrame]:
+        if not self.profile.show_tool_calls:
+            return []
+        action: Literal["tool_call", "tool_done"] = "tool_done" if done else "tool_call"
+        return [ServerControl(type="control", action=action, name=name)]
+
+    def render_shutting_down(self) -> list[ClientFrame]:
+        return [ServerControl(type="control", action="shutting_down")]
+
+    def render_error(
+        self, code: ErrorCode, message: str, retry_after: float | None = None
+    ) -> list[ClientFrame]:
+        error = ErrorMessage(type="error", code=code, message=message)
+        if retry_after is not None:
+            error["retry_after"] = retry_after
+        return [error]
 
 
 def _text_id(event: BackendEvent) -> str:

@@ -42,7 +42,7 @@ def test_connected_follows_the_first_session_updated_only() -> None:
 
 
 def test_user_message_becomes_item_and_response() -> None:
-    out = Translator(Profile()).client_text('{"type":"user_message","text":"hello"}')
+    out = Translator(Profile()).client_text('{"type":"user_message","text":"hello"}', 0.0)
     assert out.backend == [
         {
             "type": "conversation.item.create",
@@ -59,7 +59,7 @@ def test_user_message_becomes_item_and_response() -> None:
 
 def test_audio_frames_are_appended_byte_exact() -> None:
     pcm = bytes(range(256)) * 4
-    out = Translator(Profile()).client_audio(pcm)
+    out = Translator(Profile()).client_audio(pcm, 0.0)
     assert out.backend == [
         {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}
     ]
@@ -68,16 +68,16 @@ def test_audio_frames_are_appended_byte_exact() -> None:
 @pytest.mark.parametrize("pcm", [b"", b"\x01", b"\x01\x02\x03"])
 def test_empty_or_odd_audio_frames_are_refused(pcm: bytes) -> None:
     with pytest.raises(ClientError) as caught:
-        Translator(Profile()).client_audio(pcm)
+        Translator(Profile()).client_audio(pcm, 0.0)
     assert caught.value.code == "invalid_audio"
 
 
 def test_base64_audio_message_is_the_same_as_a_binary_frame() -> None:
     t = Translator(Profile())
-    out = t.client_text('{"type":"audio","audio":"AAEC/w=="}')
-    assert out.backend == t.client_audio(b"\x00\x01\x02\xff").backend
+    out = t.client_text('{"type":"audio","audio":"AAEC/w=="}', 0.0)
+    assert out.backend == t.client_audio(b"\x00\x01\x02\xff", 0.0).backend
     with pytest.raises(ClientError) as caught:
-        t.client_text('{"type":"audio","audio":"not base64!"}')
+        t.client_text('{"type":"audio","audio":"not base64!"}', 0.0)
     assert caught.value.code == "invalid_audio"
 
 
@@ -169,7 +169,7 @@ def test_interrupt_cancels_and_truncates() -> None:
     t = Translator(Profile())
     t.backend_event({"type": "response.created"}, 0.0)
     t.backend_event(audio_delta("a1", bytes(48 * 1000)), 0.0)
-    out = t.client_message({"type": "control", "action": "interrupt"}, now=0.5)
+    out = t.client_text('{"type": "control", "action": "interrupt"}', 0.5)
     assert [e["type"] for e in out.backend] == ["response.cancel", "conversation.item.truncate"]
     assert out.backend[1]["audio_end_ms"] == 500
 
@@ -191,7 +191,7 @@ def test_unknown_backend_events_map_to_nothing() -> None:
 
 def test_restore_replays_the_conversation_after_the_session_config() -> None:
     t = Translator(Profile())
-    t.client_text('{"type":"user_message","text":"my name is Ada"}')
+    t.client_text('{"type":"user_message","text":"my name is Ada"}', 0.0)
     done = {"type": "response.output_text.done", "item_id": "i", "content_index": 0}
     t.backend_event({**done, "text": "Hello Ada"}, 0.0)
     events = t.restore()

@@ -1,0 +1,1 @@
+"""Client dialects besides ``/realtime``: each is a Translator subclass and a protocol."""

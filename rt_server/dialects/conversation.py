@@ -1,0 +1,146 @@
+"""The ``/ws/conversation`` dialect, as used by the research-paper voice assistant design.
+
+Client: ``{"type":"audio","audio":<base64 PCM16 24 kHz>}``, ``{"type":"text","text":...}``
+(binary PCM16 frames work too). Server: ``session_ready``, ``audio_delta`` (base64),
+``text_delta`` (``text``), ``transcription``, ``speech_started``, ``response_done``,
+``error``. Only the client-facing side differs from ``/realtime``; the session, backend,
+barge-in, tools and limits are shared.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, ClassVar, Literal, NotRequired, TypeAlias
+
+from pydantic import TypeAdapter, with_config
+from typing_extensions import TypedDict
+
+from rt_server.errors import ErrorCode
+from rt_server.protocol import STRICT, ClientProtocol
+from rt_server.translate import ClientFrame, Translator
+
+
+@with_config(STRICT)
+class TextInput(TypedDict):
+    """Client: a typed user turn."""
+
+    type: Literal["text"]
+    text: str
+
+
+@with_config(STRICT)
+class AudioInput(TypedDict):
+    """Client: base64 PCM16 mono 24 kHz audio."""
+
+    type: Literal["audio"]
+    audio: str
+
+
+PROTOCOL = ClientProtocol("conversation")
+PROTOCOL.add(TextInput, lambda t, message, now: t.user_text(message["text"]))
+PROTOCOL.add(AudioInput, lambda t, message, now: t.client_audio_b64(message["audio"], now))
+
+
+class SessionReady(TypedDict):
+    """Server: the assistant is ready."""
+
+    type: Literal["session_ready"]
+
+
+class AudioDelta(TypedDict):
+    """Server: base64 PCM16 24 kHz reply audio."""
+
+    type: Literal["audio_delta"]
+    audio: str
+
+
+class ConversationTextDelta(TypedDict):
+    """Server: a piece of the assistant's text (or of its spoken transcript)."""
+
+    type: Literal["text_delta"]
+    text: str
+
+
+class ConversationTranscription(TypedDict):
+    """Server: what the user said."""
+
+    type: Literal["transcription"]
+    text: str
+
+
+class SpeechStarted(TypedDict):
+    """Server: the user started speaking; stop playback now."""
+
+    type: Literal["speech_started"]
+
+
+class ResponseDone(TypedDict):
+    """Server: the assistant finished (or was interrupted: ``status``)."""
+
+    type: Literal["response_done"]
+    status: NotRequired[str]
+
+
+class ConversationError(TypedDict):
+    """Server: something went wrong."""
+
+    type: Literal["error"]
+    code: ErrorCode
+    message: str
+    retry_after: NotRequired[float]
+
+
+ConversationServerMessage: TypeAlias = (
+    SessionReady
+    | AudioDelta
+    | ConversationTextDelta
+    | ConversationTranscription
+    | SpeechStarted
+    | ResponseDone
+    | ConversationError
+)
+
+
+def server_schema() -> dict[str, Any]:
+    return TypeAdapter[ConversationServerMessage](ConversationServerMessage).json_schema()
+
+
+class ConversationTranslator(Translator):
+    """The shared translation core, rendered in the conversation dialect."""
+
+    protocol: ClassVar[ClientProtocol] = PROTOCOL
+
+    def render_connected(self) -> list[ClientFrame]:
+        return [SessionReady(type="session_ready")]
+
+    def render_speech_started(self) -> list[ClientFrame]:
+        return [SpeechStarted(type="speech_started")]
+
+    def render_transcription(self, item_id: str, text: str) -> list[ClientFrame]:
+        return [ConversationTranscription(type="transcription", text=text)]
+
+    def render_text_delta(self, text_id: str, delta: str) -> list[ClientFrame]:
+        return [ConversationTextDelta(type="text_delta", text=delta)]
+
+    def render_text_done(self, text_id: str) -> list[ClientFrame]:
+        return []
+
+    def render_audio(self, audio: bytes) -> list[ClientFrame]:
+        return [AudioDelta(type="audio_delta", audio=base64.b64encode(audio).decode())]
+
+    def render_response_done(self, status: str) -> list[ClientFrame]:
+        return [ResponseDone(type="response_done", status=status)]
+
+    def render_tool(self, name: str, *, done: bool) -> list[ClientFrame]:
+        return []
+
+    def render_shutting_down(self) -> list[ClientFrame]:
+        return []
+
+    def render_error(
+        self, code: ErrorCode, message: str, retry_after: float | None = None
+    ) -> list[ClientFrame]:
+        error = ConversationError(type="error", code=code, message=message)
+        if retry_after is not None:
+            error["retry_after"] = retry_after
+        return [error]
