@@ -192,7 +192,7 @@ class Conversation:
         return step
 
     def cancel(self, reason: str) -> list[Event]:
-        """End the active response now (barge-in, `response.cancel`, shutdown)."""
+        """End the active response now (barge-in or `response.cancel`)."""
         active = self._active
         if active is None:
             return []
