@@ -1,0 +1,47 @@
+"""Scenario 3, connect: a client's time to a ready session.
+
+Through rt_server: WebSocket handshake to ``/realtime`` until ``connected`` (rt_server
+opens its own backend session, sends ``session.update`` and waits for ``session.updated``
+first). Direct: handshake to the emulator, ``session.created``, ``session.update`` until
+``session.updated``. Connects alternate between the ways; each socket is closed before the
+next connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import procs
+from benchmarks.stats import added, percentiles
+from benchmarks.wire import WAYS, Way, open_session
+
+
+async def _connect(way: Way, port: int) -> float:
+    start = time.perf_counter_ns()
+    ws = await open_session(way, port)
+    elapsed = (time.perf_counter_ns() - start) / 1e6
+    await ws.close()
+    return elapsed
+
+
+async def run(connects: int, root: Path = procs.ROOT, warmup: int = 5) -> dict[str, Any]:
+    samples: dict[Way, list[float]] = {way: [] for way in WAYS}
+    with procs.emulator(root) as emu, procs.rt_server(emu.port, root) as srv:
+        ports: dict[Way, int] = {"through": srv.port, "direct": emu.port}
+        for _ in range(warmup):
+            for way in WAYS:
+                await _connect(way, ports[way])
+        for i in range(connects):
+            for way in WAYS if i % 2 == 0 else WAYS[::-1]:
+                samples[way].append(await _connect(way, ports[way]))
+                await asyncio.sleep(0.002)  # let both servers finish the close
+    through, direct = percentiles(samples["through"]), percentiles(samples["direct"])
+    return {
+        "connects": connects,
+        "through": through,
+        "direct": direct,
+        "added": added(through, direct),
+    }

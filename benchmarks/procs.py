@@ -1,0 +1,211 @@
+"""The processes a benchmark runs against: the emulator and rt_server, each on its own.
+
+Both are started as child processes on free loopback ports, so their CPU and memory can
+be read with psutil, and stopped with SIGTERM (uvicorn's graceful exit). Nothing here is
+measured; it only starts, waits and stops.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "sk-bench"
+MODEL = "gpt-realtime"
+
+
+def snapshot(ref: str, into: Path) -> Path:
+    """``rt_server`` as committed at ``ref`` (plus these benchmarks), unpacked in ``into``.
+
+    Other engineers edit the working tree while benchmarks run; a snapshot measures one
+    commit. Children started with ``root=`` the returned path import rt_server from it.
+    """
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref, "rt_server"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    shutil.copytree(ROOT / "benchmarks", into / "benchmarks", dirs_exist_ok=True)
+    return into
+
+
+def describe(ref: str | None) -> str:
+    """The commit measured, and whether rt_server/ had uncommitted changes."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", ref or "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    if ref is not None:
+        return f"{commit} ({ref}, snapshot)"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "rt_server"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return f"{commit} (working tree{', rt_server/ modified' if dirty else ''})"
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's open-file limit to the hard limit (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Child:
+    """A started server process and where it listens."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def process(self) -> psutil.Process:
+        return psutil.Process(self.popen.pid)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
+
+    def rss(self) -> int:
+        return int(self.process.memory_info().rss)
+
+
+def _wait_healthy(child: Child, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.popen.poll() is not None:
+            raise RuntimeError(f"{child.name} exited with {child.popen.returncode} at start-up")
+        with (
+            suppress(OSError),
+            urllib.request.urlopen(f"{child.http_url}/health", timeout=1.0) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{child.name} did not become healthy in {timeout:g} s")
+
+
+def _stop(child: Child) -> None:
+    if child.popen.poll() is None:
+        child.popen.send_signal(signal.SIGTERM)
+        try:
+            child.popen.wait(10.0)
+        except subprocess.TimeoutExpired:
+            child.popen.kill()
+            child.popen.wait()
+
+
+@contextmanager
+def _child(
+    name: str, argv: list[str], env: Mapping[str, str], port: int, root: Path
+) -> Iterator[Child]:
+    full_env = {**os.environ, **env}
+    if root != ROOT:
+        full_env["PYTHONPATH"] = str(root)
+    popen = subprocess.Popen(argv, cwd=root, env=full_env, stdout=subprocess.DEVNULL)
+    child = Child(name, popen, port)
+    try:
+        _wait_healthy(child)
+        yield child
+    finally:
+        _stop(child)
+
+
+@contextmanager
+def emulator(root: Path = ROOT, *, echo_audio: bool = True) -> Iterator[Child]:
+    """The Realtime API emulator at fast pace (``--echo-audio`` for per-frame latency)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "rt_server.emulator", "--port", str(port)]
+    argv += ["--pace", "fast", "--log-level", "WARNING"]
+    if echo_audio:
+        argv.append("--echo-audio")
+    with _child("emulator", argv, {}, port, root) as child:
+        yield child
+
+
+def server_env(emulator_port: int, port: int, **limits: str) -> dict[str, str]:
+    """The environment of an rt_server that uses the emulator as its OpenAI backend."""
+    return {
+        "BACKEND": "openai",
+        "OPENAI_API_KEY": API_KEY,
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{emulator_port}/v1",
+        "PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+        "MAX_SESSIONS": "5000",
+        "MAX_AUDIO_REALTIME_FACTOR": "100",
+        "IDLE_TIMEOUT_SECONDS": "3600",
+        **limits,
+    }
+
+
+@contextmanager
+def rt_server(
+    emulator_port: int,
+    root: Path = ROOT,
+    *,
+    profile: Path | None = None,
+    experiment: str | None = None,
+) -> Iterator[Child]:
+    """rt_server as deployed (the ``rt-server`` console script: uvicorn, one worker).
+
+    ``profile`` runs it under pyinstrument and writes the report there on exit;
+    ``experiment`` applies a labelled hot-path experiment from :mod:`benchmarks.experiments`.
+    """
+    port = free_port()
+    env = server_env(emulator_port, port)
+    if profile is None and experiment is None:
+        argv = [str(Path(sys.executable).parent / "rt-server")]
+    else:
+        argv = [sys.executable, "-m", "benchmarks.server"]
+        if profile is not None:
+            argv += ["--profile", str(profile)]
+        if experiment is not None:
+            argv += ["--experiment", experiment]
+    with _child("rt_server", argv, env, port, root) as child:
+        yield child
+
+
+def machine() -> dict[str, object]:
+    """What the figures were measured on."""
+    model = "unknown"
+    with suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu_model": model,
+        "logical_cpus": psutil.cpu_count(logical=True),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": sys.version.split()[0],
+        "platform": sys.platform,
+    }

@@ -1,0 +1,213 @@
+"""Results on disk: ``<scenario>.json``, ``summary.md`` and ``voice_latency.png``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.stats import table, verdict
+
+TEXT_P50_MS = 0.5
+TEXT_P99_MS = 2.0
+VOICE_SESSIONS = 200
+VOICE_P99_MS = 5.0
+IDLE_KB = 100.0
+
+
+def save_json(
+    out: Path, name: str, data: dict[str, Any], meta: dict[str, Any] | None = None
+) -> None:
+    body = {"scenario": name, **({"meta": meta} if meta else {}), **data}
+    (out / f"{name}.json").write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(target, measured, PASS/MISS) for every target whose scenario ran."""
+    rows: list[tuple[str, str, str]] = []
+    if "text" in results:
+        first = results["text"]["first"]["added"]
+        rows.append(
+            (
+                f"text turn added p50 <= {TEXT_P50_MS} ms (to first delta)",
+                f"{first['p50']:.3f} ms",
+                verdict(first["p50"] <= TEXT_P50_MS),
+            )
+        )
+        rows.append(
+            (
+                f"text turn added p99 <= {TEXT_P99_MS} ms (to first delta)",
+                f"{first['p99']:.3f} ms",
+                verdict(first["p99"] <= TEXT_P99_MS),
+            )
+        )
+    if "voice" in results:
+        best = results["voice"]["max_sessions_added_p99_under_5ms"]
+        rows.append(
+            (
+                f">= {VOICE_SESSIONS} real-time voice sessions, added p99 <= {VOICE_P99_MS} ms",
+                f"{best} sessions (levels run: {results['voice']['levels']})",
+                verdict(best >= VOICE_SESSIONS),
+            )
+        )
+    if "memory" in results and results["memory"]["rows"]:
+        last = results["memory"]["rows"][-1]
+        rows.append(
+            (
+                f"idle session <= {IDLE_KB:g} KB resident",
+                f"{last['kb_per_session']:.1f} KB at {last['sessions']} sessions",
+                verdict(last["kb_per_session"] <= IDLE_KB),
+            )
+        )
+    return rows
+
+
+def _pct(stats: dict[str, float]) -> str:
+    return " / ".join(f"{stats[k]:.3f}" for k in ("p50", "p90", "p99"))
+
+
+def _text(result: dict[str, Any]) -> str:
+    rows = []
+    for metric, label in (("first", "to first text_delta"), ("done", "to text_done")):
+        r = result[metric]
+        rows.append((label, _pct(r["through"]), _pct(r["direct"]), _pct(r["added"])))
+    head = ("ms, p50 / p90 / p99", "through rt_server", "direct", "added")
+    cpu = result["rt_server_cpu_ms_per_turn"]
+    return (
+        f"### Text turn ({result['turns']} turns each way, one connection each, alternating)\n\n"
+        f"{table(head, rows)}\n\nrt_server CPU per turn: {cpu:.2f} ms.\n"
+    )
+
+
+def _voice(result: dict[str, Any]) -> str:
+    rows = []
+    for row in result["rows"]:
+        t, d = row["through"], row["direct"]
+        ok = row["added_ms"]["p99"] <= VOICE_P99_MS and t["lost"] == 0
+        rows.append(
+            (
+                row["sessions"],
+                f"{t['rtt_ms']['p50']:.2f} / {t['rtt_ms']['p99']:.2f}",
+                f"{d['rtt_ms']['p50']:.2f} / {d['rtt_ms']['p99']:.2f}",
+                f"{row['added_ms']['p50']:.2f} / {row['added_ms']['p99']:.2f}",
+                f"{t['lost']} / {d['lost']}",
+                f"{row['rt_server_cpu_percent_of_core']:.0f}%",
+                f"{row['rt_server_cpu_s_per_session_minute']:.3f}",
+                f"{t['cpu_cores']['emulator'] * 100:.0f}%",
+                f"{t['loadgen_cpu_cores'] * 100:.0f}% / {d['loadgen_cpu_cores'] * 100:.0f}%",
+                verdict(ok),
+            )
+        )
+    head = (
+        "N",
+        "through p50/p99 ms",
+        "direct p50/p99 ms",
+        "added p50/p99 ms",
+        "lost thr/dir",
+        "rt_server CPU",
+        "CPU s / session-min",
+        "emulator CPU",
+        "load gen CPU thr/dir",
+        "p99 <= 5 ms",
+    )
+    return (
+        f"### Real-time voice ({result['seconds_per_level']:g} s per level, 20 ms frames of "
+        f"{result['frame_bytes']} B, {result['workers']} load generator processes)\n\n"
+        f"{table(head, rows)}\n\nCPU is percent of one core over the measured window "
+        "(the emulator's and load generator's during the through run). Largest N with added "
+        f"p99 <= 5 ms and no lost frame: **{result['max_sessions_added_p99_under_5ms']}**.\n"
+    )
+
+
+def _connect(result: dict[str, Any]) -> str:
+    rows = [
+        ("connect to ready", _pct(result["through"]), _pct(result["direct"]), _pct(result["added"]))
+    ]
+    head = ("ms, p50 / p90 / p99", "through (to connected)", "direct (to session.updated)", "added")
+    return f"### Connect ({result['connects']} connects each way)\n\n{table(head, rows)}\n"
+
+
+def _memory(result: dict[str, Any]) -> str:
+    rows = [
+        (r["sessions"], f"{r['rss_mb']:.1f}", f"{r['delta_mb']:.2f}", f"{r['kb_per_session']:.1f}")
+        for r in result["rows"]
+    ]
+    head = ("idle sessions", "RSS MB", "RSS - baseline MB", "KB per session")
+    return (
+        f"### Memory (baseline RSS with 0 sessions: {result['baseline_rss_mb']:.1f} MB)\n\n"
+        f"{table(head, rows)}\n"
+    )
+
+
+_SECTIONS = {"text": _text, "voice": _voice, "connect": _connect, "memory": _memory}
+
+
+def summary(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
+    m = meta["machine"]
+    lines = [
+        "# rt_server benchmark: what the middle tier adds",
+        "",
+        f"- Command: `{meta['command']}`",
+        f"- rt_server: {meta['rt_server']}; date {meta['date']}",
+        f"- Machine: {m['cpu_model']}, {m['logical_cpus']} logical CPUs "
+        f"({m['physical_cores']} cores), {m['memory_gb']} GB; Python {m['python']}",
+        f"- The load generator, rt_server and the emulator share these {m['logical_cpus']} "
+        "CPUs: through rt_server three processes compete for them, direct two.",
+        "- added = through rt_server - direct, at the same percentile.",
+        "",
+        "## Targets",
+        "",
+        table(("target", "measured", "verdict"), targets(results)),
+        "",
+        "## Results",
+        "",
+    ]
+    for name, section in _SECTIONS.items():
+        if name in results:
+            lines += [section(results[name]), ""]
+    return "\n".join(lines)
+
+
+def save_summary(
+    out: Path, text: str, results: dict[str, dict[str, Any]], meta: dict[str, Any]
+) -> None:
+    for name, data in results.items():
+        save_json(out, name, data, meta)
+    (out / "summary.md").write_text(text)
+    if "voice" in results:
+        plot_voice(results["voice"], out / "voice_latency.png")
+
+
+def plot_voice(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    n = [r["sessions"] for r in rows]
+    fig, (lat, cpu) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
+    for key, style in (("p50", "o-"), ("p90", "s--"), ("p99", "^-")):
+        values = [r["added_ms"][key] for r in rows]
+        lat.plot(n, [v if not math.isnan(v) else None for v in values], style, label=f"added {key}")
+    lat.axhline(VOICE_P99_MS, color="red", linewidth=0.8, linestyle=":", label="5 ms target (p99)")
+    lat.set_ylabel("added round trip per frame (ms)")
+    lat.set_yscale("symlog", linthresh=1.0)
+    lat.set_title("rt_server: added latency per 20 ms frame (through - direct)")
+    lat.legend()
+    lat.grid(True, alpha=0.3)
+    cpu.plot(n, [r["rt_server_cpu_percent_of_core"] for r in rows], "o-", label="rt_server")
+    cpu.plot(
+        n, [r["through"]["cpu_cores"]["emulator"] * 100 for r in rows], "s--", label="emulator"
+    )
+    cpu.plot(n, [r["through"]["loadgen_cpu_cores"] * 100 for r in rows], "^:", label="load gen")
+    cpu.axhline(100, color="red", linewidth=0.8, linestyle=":")
+    cpu.set_xlabel("concurrent real-time sessions")
+    cpu.set_ylabel("CPU, % of one core (through run)")
+    cpu.legend()
+    cpu.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,107 @@
+"""Scenario 1, text turn: ``user_message`` -> first ``text_delta`` and -> ``text_done``.
+
+One connection each way on one emulator (pace fast); turns alternate between the ways
+(through, direct, then direct, through, ...) so both share the machine's noise. Direct
+turns are ``conversation.item.create`` + ``response.create``, timed to the first
+``response.output_audio_transcript.delta`` and to its ``.done``, then read on to
+``response.done``; through rt_server nothing follows ``text_done``, and the other way's
+turn in between leaves the emulator time to finish the response.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection
+
+from benchmarks import procs
+from benchmarks.stats import added, percentiles
+from benchmarks.wire import WAYS, Way, open_session
+
+TEXT = "ping"
+_USER_MESSAGE = orjson.dumps({"type": "user_message", "text": TEXT}).decode()
+_ITEM_CREATE = orjson.dumps(
+    {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": TEXT}],
+        },
+    }
+).decode()
+_RESPONSE_CREATE = orjson.dumps({"type": "response.create"}).decode()
+_DELTAS = {b"response.output_audio_transcript.delta", b"response.output_text.delta"}
+_DONES = {b"response.output_audio_transcript.done", b"response.output_text.done"}
+
+
+async def _through(ws: ClientConnection) -> tuple[int, int]:
+    start = time.perf_counter_ns()
+    await ws.send(_USER_MESSAGE)
+    first = 0
+    while True:
+        raw = await ws.recv(decode=False)
+        if raw[:1] != b"{":
+            continue  # reply audio (binary); a JSON text frame always starts with "{"
+        event = orjson.loads(raw)
+        kind, now = event["type"], time.perf_counter_ns()
+        if kind == "text_delta" and not first:
+            first = now
+        elif kind == "control" and event.get("action") == "text_done":
+            return first - start, now - start
+        elif kind == "error":
+            raise RuntimeError(f"rt_server sent an error: {event}")
+
+
+async def _direct(ws: ClientConnection) -> tuple[int, int]:
+    start = time.perf_counter_ns()
+    await ws.send(_ITEM_CREATE)
+    await ws.send(_RESPONSE_CREATE)
+    first = done = 0
+    while True:
+        event = orjson.loads(await ws.recv(decode=False))
+        kind, now = event["type"].encode(), time.perf_counter_ns()
+        if kind in _DELTAS and not first:
+            first = now
+        elif kind in _DONES:
+            done = now
+        elif kind == b"response.done":
+            return first - start, done - start
+        elif kind == b"error":
+            raise RuntimeError(f"the emulator sent an error: {event}")
+
+
+async def _turn(way: Way, ws: ClientConnection) -> tuple[int, int]:
+    return await (_through(ws) if way == "through" else _direct(ws))
+
+
+async def run(turns: int, root: Path = procs.ROOT, warmup: int = 10) -> dict[str, Any]:
+    """Time ``turns`` turns each way; return percentiles in ms and what rt_server adds."""
+    samples: dict[Way, dict[str, list[float]]] = {w: {"first": [], "done": []} for w in WAYS}
+    with procs.emulator(root) as emu, procs.rt_server(emu.port, root) as srv:
+        ports = {"through": srv.port, "direct": emu.port}
+        sockets = {way: await open_session(way, ports[way]) for way in WAYS}
+        try:
+            for _ in range(warmup):
+                for way in WAYS:
+                    await _turn(way, sockets[way])
+            cpu_before = srv.cpu_seconds()
+            for i in range(turns):
+                for way in WAYS if i % 2 == 0 else WAYS[::-1]:
+                    first, done = await _turn(way, sockets[way])
+                    samples[way]["first"].append(first / 1e6)
+                    samples[way]["done"].append(done / 1e6)
+            server_cpu = srv.cpu_seconds() - cpu_before
+        finally:
+            for ws in sockets.values():
+                await ws.close()
+    result: dict[str, Any] = {"turns": turns, "text": TEXT}
+    for metric in ("first", "done"):
+        through = percentiles(samples["through"][metric])
+        direct = percentiles(samples["direct"][metric])
+        result[metric] = {"through": through, "direct": direct, "added": added(through, direct)}
+    result["rt_server_cpu_ms_per_turn"] = round(server_cpu * 1000 / turns, 3)
+    return result

@@ -1,0 +1,350 @@
+"""Scenario 2, real-time voice load: per-frame round trip with N concurrent sessions.
+
+Every session streams 20 ms PCM16 frames (960 bytes) at real-time pace; the emulator runs
+with ``--echo-audio``, so each ``input_audio_buffer.append`` comes straight back as a
+``response.output_audio.delta`` with the same bytes. The first 16 bytes of a frame carry
+its send time (``time.monotonic_ns()``), the session and the frame number, so the round
+trip of every frame is measured where it was sent. Through rt_server the frames are
+binary both ways; direct, the load generator does what rt_server would do (base64 in
+JSON out, JSON parse and base64 decode in).
+
+The load generator runs in worker processes (uvloop), one ticker per worker sending every
+frame on time; sessions are spread evenly over the 20 ms period. Each N runs through
+rt_server, then direct, on the same emulator; CPU of rt_server, the emulator and the
+workers is read with psutil over the measured window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import math
+import multiprocessing as mp
+import queue
+import struct
+import time
+from dataclasses import dataclass, field
+from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import psutil
+from websockets.asyncio.client import ClientConnection
+
+from benchmarks import procs
+from benchmarks.stats import added, percentiles
+from benchmarks.wire import WAYS, Way, open_session
+
+FRAME_BYTES = 960  # 20 ms of PCM16 mono at 24 kHz
+PERIOD_S = 0.020
+_HEADER = struct.Struct("<QII")  # send time (monotonic ns), session, frame number
+_PAD = bytes(FRAME_BYTES - _HEADER.size)
+_B64_HEADER = 24  # base64 characters that decode to the first 18 bytes (16 needed)
+_APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
+_CONNECT_CONCURRENCY = 16
+TARGET_ADDED_P99_MS = 5.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker process does."""
+
+    way: Way
+    port: int
+    sessions: tuple[int, ...]  # global session numbers
+    total_sessions: int
+    frames: int
+    warmup_frames: int
+
+
+@dataclass
+class WorkerResult:
+    rtt_ns: bytes  # int64 array of round trips, warm-up frames left out
+    sent: int = 0
+    received: int = 0
+    late_ms: dict[str, float] = field(default_factory=dict)  # sender lateness
+    cpu_seconds: float = 0.0  # over the streaming window
+    error: str | None = None
+
+
+# ------------------------------------------------------------------------ worker process
+
+
+def _frame(session: int, number: int) -> bytes:
+    return _HEADER.pack(time.monotonic_ns(), session, number) + _PAD
+
+
+def _stamp_of(pcm_head: bytes) -> tuple[int, int, int]:
+    sent, session, number = _HEADER.unpack_from(pcm_head)
+    return int(sent), int(session), int(number)
+
+
+class _Tally:
+    """Echoes received by all of a worker's sessions; ``complete`` once all are in."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.expected = -1
+        self.complete = asyncio.Event()
+
+    def add(self) -> None:
+        self.received += 1
+        if self.received == self.expected:
+            self.complete.set()
+
+    def expect(self, count: int) -> None:
+        self.expected = count
+        if self.received >= count:
+            self.complete.set()
+
+
+class _Receiver:
+    """Reads one session's echoes and records round trips."""
+
+    def __init__(self, way: Way, warmup_frames: int, rtts: list[int], tally: _Tally) -> None:
+        self._direct = way == "direct"
+        self._warmup = warmup_frames
+        self._rtts = rtts
+        self._tally = tally
+
+    async def run(self, ws: ClientConnection) -> None:
+        async for raw in ws:
+            now = time.monotonic_ns()
+            if self._direct:
+                event = orjson.loads(raw)
+                if event.get("type") != "response.output_audio.delta":
+                    continue
+                head = base64.b64decode(event["delta"][:_B64_HEADER])
+            elif isinstance(raw, bytes):
+                head = raw
+            else:
+                continue
+            sent, _, number = _stamp_of(head)
+            self._tally.add()
+            if number >= self._warmup:
+                self._rtts.append(now - sent)
+
+
+async def _open_all(job: Job) -> list[ClientConnection]:
+    gate = asyncio.Semaphore(_CONNECT_CONCURRENCY)
+
+    async def one() -> ClientConnection:
+        async with gate:
+            return await open_session(job.way, job.port)
+
+    return list(await asyncio.gather(*(one() for _ in job.sessions)))
+
+
+async def _stream(job: Job, sockets: list[ClientConnection], start_at: float) -> list[float]:
+    """Send every frame of every session on time; return how late each send was (s)."""
+    phases = [PERIOD_S * s / job.total_sessions for s in job.sessions]
+    direct = job.way == "direct"
+    lateness: list[float] = []
+    for number in range(job.frames):
+        base = start_at + number * PERIOD_S
+        for index, ws in enumerate(sockets):
+            due = base + phases[index]
+            now = time.monotonic()
+            if due > now:
+                await asyncio.sleep(due - now)
+                now = time.monotonic()
+            lateness.append(now - due)
+            frame = _frame(job.sessions[index], number)
+            if direct:
+                await ws.send(_APPEND_HEAD + base64.b64encode(frame).decode() + '"}')
+            else:
+                await ws.send(frame)
+        if number % 50 == 0:
+            await asyncio.sleep(0)  # let receivers run even when the ticker is behind
+    return lateness
+
+
+async def _worker_main(job: Job, go: MpEvent, start: Any, results: Any) -> None:
+    sockets = await _open_all(job)
+    results.put(("ready", len(sockets)))
+    await asyncio.to_thread(go.wait)
+    start_at = float(start.value)
+    rtts: list[int] = []
+    tally = _Tally()
+    receivers = [_Receiver(job.way, job.warmup_frames, rtts, tally) for _ in sockets]
+    reading = [asyncio.create_task(r.run(ws)) for r, ws in zip(receivers, sockets, strict=True)]
+    cpu_before = time.process_time()
+    lateness = await _stream(job, sockets, start_at)
+    cpu = time.process_time() - cpu_before
+    sent = job.frames * len(sockets)
+    tally.expect(sent)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(tally.complete.wait(), 3.0)
+    for task in reading:
+        task.cancel()
+    await asyncio.gather(*reading, return_exceptions=True)
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    late = percentiles(np.asarray(lateness) * 1000.0)
+    result = WorkerResult(
+        rtt_ns=np.asarray(rtts, dtype=np.int64).tobytes(),
+        sent=sent,
+        received=tally.received,
+        late_ms=late,
+        cpu_seconds=cpu,
+    )
+    results.put(("done", result))
+
+
+def _worker(job: Job, go: MpEvent, start: Any, results: Any) -> None:
+    import uvloop
+
+    procs.raise_fd_limit()
+    try:
+        uvloop.run(_worker_main(job, go, start, results))
+    except Exception as exc:
+        results.put(("done", WorkerResult(rtt_ns=b"", error=f"{type(exc).__name__}: {exc}")))
+
+
+# ------------------------------------------------------------------------ orchestration
+
+
+def _split(sessions: int, workers: int) -> list[tuple[int, ...]]:
+    return [tuple(range(w, sessions, workers)) for w in range(workers)]
+
+
+def _collect(results: Any, workers: list[Any], count: int, kind: str, timeout: float) -> list[Any]:
+    got: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        try:
+            tag, value = results.get(timeout=0.5)
+        except queue.Empty:
+            if time.monotonic() > deadline or not all(w.is_alive() for w in workers):
+                raise RuntimeError(f"voice workers did not report {kind!r} in time") from None
+            continue
+        if tag == "done" and kind == "ready":
+            raise RuntimeError(f"a voice worker failed: {value.error}")
+        got.append(value)
+    return got
+
+
+def run_level(
+    way: Way,
+    port: int,
+    sessions: int,
+    seconds: float,
+    watched: dict[str, procs.Child],
+    workers: int,
+) -> dict[str, Any]:
+    """N sessions one way: round trips (ms), loss, and CPU of every process involved."""
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    go = ctx.Event()
+    start = ctx.Value("d", 0.0)
+    frames = int(seconds / PERIOD_S)
+    warmup = min(50, frames // 5)
+    workers = max(1, min(workers, sessions))
+    jobs = [Job(way, port, part, sessions, frames, warmup) for part in _split(sessions, workers)]
+    started = [ctx.Process(target=_worker, args=(job, go, start, results)) for job in jobs]
+    for process in started:
+        process.start()
+    try:
+        _collect(results, started, len(jobs), "ready", timeout=60.0 + sessions * 0.2)
+        loadgen = [psutil.Process(p.pid) for p in started]
+        start.value = time.monotonic() + 0.3
+        go.set()
+        time.sleep(max(0.0, start.value - time.monotonic()))
+        cpu_before = {name: child.cpu_seconds() for name, child in watched.items()}
+        gen_before = sum(p.cpu_times().user + p.cpu_times().system for p in loadgen)
+        time.sleep(seconds)
+        cpu = {name: child.cpu_seconds() - cpu_before[name] for name, child in watched.items()}
+        gen_cpu = sum(p.cpu_times().user + p.cpu_times().system for p in loadgen) - gen_before
+        done: list[WorkerResult] = _collect(results, started, len(jobs), "done", timeout=30.0)
+    finally:
+        for process in started:
+            process.join(10.0)
+            if process.is_alive():
+                process.kill()
+    errors = [r.error for r in done if r.error]
+    if errors:
+        raise RuntimeError(f"voice workers failed: {errors}")
+    rtt = np.concatenate([np.frombuffer(r.rtt_ns, dtype=np.int64) for r in done]) / 1e6
+    sent, received = sum(r.sent for r in done), sum(r.received for r in done)
+    return {
+        "sessions": sessions,
+        "seconds": seconds,
+        "workers": workers,
+        "rtt_ms": percentiles(rtt),
+        "sent": sent,
+        "received": received,
+        "lost": sent - received,
+        "sender_late_p99_ms": max(r.late_ms.get("p99", 0.0) for r in done),
+        "cpu_cores": {name: round(v / seconds, 4) for name, v in cpu.items()},
+        "loadgen_cpu_cores": round(gen_cpu / seconds, 4),
+    }
+
+
+def run(
+    levels: tuple[int, ...],
+    seconds: float,
+    root: Path = procs.ROOT,
+    *,
+    workers: int = 2,
+    profile: Path | None = None,
+    experiment: str | None = None,
+) -> dict[str, Any]:
+    """Every N, through rt_server then direct; what rt_server adds per frame and its CPU."""
+    procs.raise_fd_limit()
+    rows: list[dict[str, Any]] = []
+    with (
+        procs.emulator(root) as emu,
+        procs.rt_server(emu.port, root, profile=profile, experiment=experiment) as srv,
+    ):
+        ports: dict[Way, int] = {"through": srv.port, "direct": emu.port}
+        watched = {"rt_server": srv, "emulator": emu}
+        for n in levels:
+            level = {way: run_level(way, ports[way], n, seconds, watched, workers) for way in WAYS}
+            through, direct = level["through"], level["direct"]
+            server_cores = through["cpu_cores"]["rt_server"]
+            rows.append(
+                {
+                    "sessions": n,
+                    "through": through,
+                    "direct": direct,
+                    "added_ms": added(through["rtt_ms"], direct["rtt_ms"]),
+                    "rt_server_cpu_s_per_session_minute": round(server_cores * 60 / n, 4),
+                    "rt_server_cpu_percent_of_core": round(server_cores * 100, 1),
+                }
+            )
+            _print_level(rows[-1])
+    ok = [r["sessions"] for r in rows if _level_ok(r)]
+    passing = 0
+    for row in rows:
+        if not _level_ok(row):
+            break
+        passing = row["sessions"]
+    return {
+        "levels": list(levels),
+        "seconds_per_level": seconds,
+        "frame_bytes": FRAME_BYTES,
+        "frame_ms": PERIOD_S * 1000,
+        "workers": workers,
+        "rows": rows,
+        "passing_levels": ok,
+        "max_sessions_added_p99_under_5ms": passing,
+        "target_added_p99_ms": TARGET_ADDED_P99_MS,
+    }
+
+
+def _level_ok(row: dict[str, Any]) -> bool:
+    p99 = row["added_ms"]["p99"]
+    return bool(p99 <= TARGET_ADDED_P99_MS and row["through"]["lost"] == 0 and not math.isnan(p99))
+
+
+def _print_level(row: dict[str, Any]) -> None:
+    t, d = row["through"], row["direct"]
+    print(
+        f"  voice N={row['sessions']:4d}: rtt p50/p99 through {t['rtt_ms']['p50']:.2f}/"
+        f"{t['rtt_ms']['p99']:.2f} ms, direct {d['rtt_ms']['p50']:.2f}/{d['rtt_ms']['p99']:.2f} "
+        f"ms; rt_server {row['rt_server_cpu_percent_of_core']:.0f}% of a core; "
+        f"lost {t['lost']}/{d['lost']}",
+        flush=True,
+    )
