@@ -13,9 +13,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import socket
 import time
-from collections.abc import AsyncIterator, Coroutine, Generator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +33,7 @@ from rt_server.emulator.dialect import Dialect, to_beta
 from rt_server.emulator.errors import ClientEventError, Event, error_event
 from rt_server.emulator.session_config import default_session, merged_session
 from rt_server.emulator.state import ClientSecret, ConnectionInfo, EmulatorState
+from rt_server.serving import serve
 
 _REASONS = {
     400: "Bad Request",
@@ -439,27 +439,23 @@ def _quiet_denials() -> None:
         uvicorn_errors.addFilter(_DenialLogFilter())
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to its host (a test, the middle tier)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
-def uvicorn_config(app: Starlette, *, embedded: bool = False, **kwargs: Any) -> uvicorn.Config:
-    """uvicorn settings; `embedded` leaves the host's logging configuration alone (uvicorn's
-    loggers are process-wide: configuring ours would change the middle tier's)."""
+def uvicorn_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
+    """uvicorn settings for the emulator running as its own process."""
     _quiet_denials()
+    return uvicorn.Config(app, **(_uvicorn_options(embedded=False) | kwargs))
+
+
+def _uvicorn_options(*, embedded: bool) -> dict[str, Any]:
+    """`embedded` leaves the host's logging configuration alone (uvicorn's loggers are
+    process-wide: configuring ours would change the middle tier's)."""
     logging_options: dict[str, Any] = {"log_config": None, "log_level": None} if embedded else {}
-    return uvicorn.Config(
-        app,
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        ws_max_size=16 * 1024 * 1024,
-        lifespan="off",
-        **({"log_level": "warning"} | logging_options | kwargs),
-    )
+    return {
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": False,
+        "ws_max_size": 16 * 1024 * 1024,
+        "lifespan": "off",
+        "log_level": "warning",
+    } | logging_options
 
 
 @contextlib.asynccontextmanager
@@ -467,22 +463,8 @@ async def run_emulator(
     config: EmulatorConfig, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[RunningEmulator]:
     """Serve the emulator until the block ends. Port 0 picks a free port (see `.port`)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
     state = EmulatorState(faults=config.faults)
-    server = _EmbeddedServer(uvicorn_config(create_emulator_app(config, state), embedded=True))
-    # A plain task, not a task group: pytest-asyncio may run a fixture's setup and teardown in
-    # different tasks, which task groups refuse. It is always awaited below.
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if serving.done():
-                await serving  # start-up failed: raise its error
-                raise RuntimeError("the emulator stopped during start-up")
-            await asyncio.sleep(0.005)
-        yield RunningEmulator(host, sock.getsockname()[1], state)
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
+    _quiet_denials()
+    app = create_emulator_app(config, state)
+    async with serve(app, host, port, **_uvicorn_options(embedded=True)) as served:
+        yield RunningEmulator(served.host, served.port, state)
