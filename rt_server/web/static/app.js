@@ -113,6 +113,15 @@ async function connect() {
     showError("The server address is not a valid URL.");
     return;
   }
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+    showError("The server address must start with ws:// or wss://.");
+    return;
+  }
+  if (url.host !== location.host) {
+    // The page's Content-Security-Policy only allows its own server.
+    showError(`This page can only connect to the server it came from (${location.host}).`);
+    return;
+  }
   const token = $("token").value.trim();
   if (token) url.searchParams.set("token", token); // browsers cannot set websocket headers
   setState("connecting", "Connecting…");
@@ -122,7 +131,15 @@ async function connect() {
   } catch (error) {
     showError("Audio playback is not available; replies will be text only.", String(error));
   }
-  ws = new WebSocket(url);
+  try {
+    ws = new WebSocket(url);
+  } catch (error) {
+    await player?.close();
+    player = null;
+    setState("error", "Could not connect");
+    showError("The browser refused to open the connection.", String(error));
+    return;
+  }
   ws.binaryType = "arraybuffer";
   ws.onmessage = ({ data }) => (typeof data === "string" ? onMessage(JSON.parse(data)) : onAudio(data));
   ws.onclose = onClose;
