@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 import wave
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from rt_server.client import ReplyCollector, RtClient
+from rt_server.client import ConnectFailed, ReplyCollector, RtClient
 from rt_server.client.wav import rms_dbfs, silence, write_wav
+from rt_server.emulator import RunningEmulator
 from tests.client.test_cli import rt_chat
-from tests.harness import RunningServer
+from tests.conftest import openai_settings
+from tests.harness import RunningServer, running_server
 from tests.speech import have_speech_tools, speech_pcm16
 
 needs_speech = pytest.mark.skipif(not have_speech_tools(), reason="needs espeak-ng and sox")
@@ -72,3 +75,26 @@ async def test_cli_wav_round_trip_saves_a_non_silent_reply(
         audio = f.readframes(f.getnframes())
     assert len(audio) > 24000  # more than half a second
     assert rms_dbfs(audio) > -40
+
+
+@pytest.fixture
+async def token_server(emulator: RunningEmulator) -> AsyncIterator[RunningServer]:
+    settings = openai_settings(emulator.http_url, client_tokens=("letmein",))
+    async with running_server(settings) as running:
+        yield running
+
+
+async def test_a_token_protected_server(token_server: RunningServer) -> None:
+    with pytest.raises(ConnectFailed) as caught:
+        async with RtClient.connect(token_server.ws_url, token="wrong"):
+            pass
+    assert caught.value.status == 401
+    async with RtClient.connect(token_server.ws_url, token="letmein") as client:
+        assert (await client.reply("hi")).text == "You said: hi."
+    code, out, err = await rt_chat("--url", token_server.ws_url, "--text", "hi")
+    assert code == 1
+    assert "HTTP 401" in err
+    code, out, err = await rt_chat(
+        "--url", token_server.ws_url, "--token", "letmein", "--text", "hi"
+    )
+    assert (code, out) == (0, "You said: hi.\n")

@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from rt_server.client.wav import silence, write_wav
-from tests.harness import RunningServer
+from rt_server.emulator import RunningEmulator
+from tests.conftest import openai_settings
+from tests.harness import RunningServer, running_server
 from tests.speech import have_speech_tools, speech_pcm16
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -44,9 +47,9 @@ def mic_wav(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-async def page(server: RunningServer, mic_wav: Path, tmp_path: Path) -> AsyncIterator[Page]:
-    """The web client, loaded from the server, in a fresh Chromium profile."""
+@asynccontextmanager
+async def web_client(url: str, mic_wav: Path, profile: Path) -> AsyncIterator[Page]:
+    """The web client at ``url`` in a fresh Chromium profile; fails on CSP or page errors."""
     args = [
         "--headless=new",
         "--no-sandbox",
@@ -64,7 +67,11 @@ async def page(server: RunningServer, mic_wav: Path, tmp_path: Path) -> AsyncIte
     problems: list[str] = []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=args
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=args,
+            viewport={"width": 960, "height": 600},
         )
         try:
             page = browser.pages[0] if browser.pages else await browser.new_page()
@@ -73,11 +80,30 @@ async def page(server: RunningServer, mic_wav: Path, tmp_path: Path) -> AsyncIte
                 "console",
                 lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
             )
-            await page.goto(f"{server.http_url}/")
+            await page.goto(url)
             yield page
         finally:
             await browser.close()
     assert problems == []  # no CSP violation, no uncaught exception
+
+
+@pytest.fixture
+async def page(server: RunningServer, mic_wav: Path, tmp_path: Path) -> AsyncIterator[Page]:
+    async with web_client(f"{server.http_url}/", mic_wav, tmp_path / "profile") as page:
+        yield page
+
+
+@pytest.fixture
+async def token_page(
+    emulator: RunningEmulator, mic_wav: Path, tmp_path: Path
+) -> AsyncIterator[Page]:
+    """The web client of a server that wants the client token ``letmein``."""
+    settings = openai_settings(emulator.http_url, client_tokens=("letmein",))
+    async with (
+        running_server(settings) as server,
+        web_client(f"{server.http_url}/", mic_wav, tmp_path / "profile") as page,
+    ):
+        yield page
 
 
 async def closed_port() -> int:
@@ -155,3 +181,30 @@ async def test_connection_problems_are_reported_in_plain_words(page: Page) -> No
     await expect(page.locator(".error").last).to_have_text(
         "Could not connect. The server may be down, or it refused the token."
     )
+
+
+async def test_the_token_field_is_sent_and_a_refusal_explained(token_page: Page) -> None:
+    await token_page.click("#connect")
+    await expect(token_page.locator("body")).to_have_attribute("data-state", "error")
+    await expect(token_page.locator(".error")).to_contain_text("refused the token")
+    await token_page.fill("#token", "letmein")
+    await connect(token_page)
+
+
+async def test_speaking_over_a_reply_stops_its_playback_at_once(page: Page) -> None:
+    await connect(page)
+    long_text = " ".join(["this is a long question that takes a while to answer"] * 4)
+    await page.fill("#text", long_text)
+    await page.press("#text", "Enter")
+    await page.wait_for_function("() => rtStats.samplesPlayed > 0")  # the reply is playing
+    await page.click("#mic")
+    await page.wait_for_function("() => rtStats.speechStarted === 1", timeout=20_000)
+    stats = await page.evaluate("() => rtStats")
+    assert stats["playbackClears"] == 1
+    assert stats["samplesQueued"] == 0
+    await page.wait_for_function("() => rtStats.samplesDropped > 0")  # the worklet confirms
+    first = page.locator(REPLIES).first
+    await expect(first).to_have_class(re.compile(r"\binterrupted\b"))
+    # The spoken turn still gets its own answer after the interruption.
+    await expect(page.locator(".bubble.user.speech:not(.pending)")).to_have_count(1, timeout=20_000)
+    await expect(page.locator(DONE_REPLIES).last).to_contain_text("You said: [", timeout=20_000)

@@ -39,6 +39,8 @@ const ERRORS = {
   backend_timeout: "The voice service did not answer in time.",
   backend_reconnected: "The connection to the voice service was restored.",
   internal_error: "Something went wrong in the server.",
+  shutting_down: "The server is restarting. Connect again in a moment.",
+  forbidden_origin: "The server does not accept connections from this page's address.",
 };
 const PROTOCOL_ERROR = "The server could not understand a message from this page.";
 
@@ -47,6 +49,7 @@ let player = null;
 let mic = null;
 let closing = false;
 const replies = new Map(); // text_delta id -> assistant bubble
+let lastReply = null; // the newest assistant bubble: the one whose audio may be playing
 const unheard = []; // speech bubbles still waiting for their transcription
 
 // ------------------------------------------------------------------------------ the log
@@ -211,9 +214,13 @@ function onControl({ action, greeting, id, name }) {
 // Barge-in: the user talks over the reply, so the reply stops at once.
 function onSpeechStarted() {
   stats.speechStarted += 1;
+  const wasPlaying = player?.busy;
   player?.clear();
   for (const element of replies.values()) {
-    if (element.classList.contains("streaming")) element.classList.add("interrupted");
+    if (element.classList.contains("streaming") || (wasPlaying && element === lastReply)) {
+      element.classList.remove("streaming");
+      element.classList.add("interrupted");
+    }
   }
   unheard.push(bubble("user", "…", "speech", "pending"));
 }
@@ -224,6 +231,7 @@ function onDelta({ id, delta }) {
     element = bubble("assistant", "", "streaming");
     element.dataset.id = id;
     replies.set(id, element);
+    lastReply = element;
   }
   element.textContent += delta;
   const log = $("log");
