@@ -35,7 +35,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connects", type=int, help="connects each way (default 100; quick 30)")
     p.add_argument("--levels", help="voice sessions, comma separated (default 10,50,100,200,300)")
     p.add_argument("--seconds", type=float, help="seconds per voice level (default 15; quick 5)")
-    p.add_argument("--workers", type=int, default=2, help="load generator processes")
+    p.add_argument("--workers", type=int, default=0, help="load generator processes (0: auto)")
     p.add_argument("--memory-levels", help="idle sessions (default 1,100,1000)")
     p.add_argument("--profile", action="store_true", help="voice: run rt_server under pyinstrument")
     p.add_argument("--experiment", help="voice: apply a labelled hot-path experiment")
@@ -73,6 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     procs.raise_fd_limit()
     args.out.mkdir(parents=True, exist_ok=True)
     scenarios = args.scenario or list(SCENARIOS)
+    meta = {
+        "command": command,
+        "quick": args.quick,
+        "rt_server": procs.describe(args.ref),
+        "machine": procs.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="rt-bench-") as tmp:
         root = procs.snapshot(args.ref, Path(tmp)) if args.ref else procs.ROOT
@@ -81,14 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             started = time.monotonic()
             results[name] = run_scenario(name, args, root)
             results[name]["wall_seconds"] = round(time.monotonic() - started, 1)
-            report.save_json(args.out, name, results[name])
-    meta = {
-        "command": command,
-        "quick": args.quick,
-        "rt_server": procs.describe(args.ref),
-        "machine": procs.machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
+            report.save_json(args.out, name, results[name], meta)
     summary = report.summary(results, meta)
     print(summary)
     report.save_summary(args.out, summary, results, meta)

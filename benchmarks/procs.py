@@ -172,6 +172,7 @@ def rt_server(
     root: Path = ROOT,
     *,
     profile: Path | None = None,
+    profiler: str = "cprofile",
     experiment: str | None = None,
 ) -> Iterator[Child]:
     """rt_server as deployed (the ``rt-server`` console script: uvicorn, one worker).
@@ -186,7 +187,7 @@ def rt_server(
     else:
         argv = [sys.executable, "-m", "benchmarks.server"]
         if profile is not None:
-            argv += ["--profile", str(profile)]
+            argv += ["--profile", str(profile), "--profiler", profiler]
         if experiment is not None:
             argv += ["--experiment", experiment]
     with _child("rt_server", argv, env, port, root) as child:
@@ -207,5 +208,6 @@ def machine() -> dict[str, object]:
         "physical_cores": psutil.cpu_count(logical=False),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": sys.version.split()[0],
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "platform": sys.platform,
     }

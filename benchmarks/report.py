@@ -114,7 +114,7 @@ def _voice(result: dict[str, Any]) -> str:
     )
     return (
         f"### Real-time voice ({result['seconds_per_level']:g} s per level, 20 ms frames of "
-        f"{result['frame_bytes']} B, {result['workers']} load generator processes)\n\n"
+        f"{result['frame_bytes']} B, load generator processes: {result['workers']})\n\n"
         f"{table(head, rows)}\n\nCPU is percent of one core over the measured window "
         "(the emulator's and load generator's during the through run). Largest N with added "
         f"p99 <= 5 ms and no lost frame: **{result['max_sessions_added_p99_under_5ms']}**.\n"
@@ -152,7 +152,8 @@ def summary(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
         f"- Command: `{meta['command']}`",
         f"- rt_server: {meta['rt_server']}; date {meta['date']}",
         f"- Machine: {m['cpu_model']}, {m['logical_cpus']} logical CPUs "
-        f"({m['physical_cores']} cores), {m['memory_gb']} GB; Python {m['python']}",
+        f"({m['physical_cores']} cores), {m['memory_gb']} GB; Python {m['python']}; "
+        f"load average at start {m['load_average_at_start']}",
         f"- The load generator, rt_server and the emulator share these {m['logical_cpus']} "
         "CPUs: through rt_server three processes compete for them, direct two.",
         "- added = through rt_server - direct, at the same percentile.",

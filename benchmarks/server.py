@@ -2,14 +2,19 @@
 
 ``python -m benchmarks.server [--profile DIR] [--experiment NAME]`` runs exactly what
 ``rt-server`` runs (settings from the environment, uvicorn, one worker). With
-``--profile`` the whole process runs under pyinstrument and the report is written to DIR
-when it exits. ``--experiment`` patches rt_server *in this process only* (see
+``--profile`` the process runs under pyinstrument (a statistical profile, ``profile.txt``
+and ``profile.html``) and cProfile (exact call counts and own time, ``cprofile.txt`` and
+``cprofile.pstats``), written to DIR when it exits; pass ``--profiler`` to pick one.
+``--experiment`` patches rt_server *in this process only* (see
 :mod:`benchmarks.experiments`): nothing in rt_server's sources changes.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import pstats
+import signal
 from pathlib import Path
 
 from rt_server.main import run
@@ -18,6 +23,7 @@ from rt_server.main import run
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.server")
     p.add_argument("--profile", type=Path)
+    p.add_argument("--profiler", choices=["pyinstrument", "cprofile"], default="cprofile")
     p.add_argument("--experiment")
     args = p.parse_args()
     if args.experiment:
@@ -27,17 +33,44 @@ def main() -> None:
     if args.profile is None:
         run()
         return
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; with the default
+    # action that would end the process before the report is written.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    args.profile.mkdir(parents=True, exist_ok=True)
+    if args.profiler == "pyinstrument":
+        _pyinstrument(args.profile)
+    else:
+        _cprofile(args.profile)
+
+
+def _pyinstrument(out: Path) -> None:
     from pyinstrument import Profiler
 
-    profiler = Profiler(interval=0.0005, async_mode="disabled")
+    profiler = Profiler(interval=0.001, async_mode="disabled")
     profiler.start()
     try:
         run()
     finally:
         profiler.stop()
-        args.profile.mkdir(parents=True, exist_ok=True)
-        (args.profile / "profile.txt").write_text(profiler.output_text(show_all=False))
-        (args.profile / "profile.html").write_text(profiler.output_html())
+        (out / "profile.txt").write_text(profiler.output_text(show_all=False))
+        (out / "profile.html").write_text(profiler.output_html())
+
+
+def _cprofile(out: Path) -> None:
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        run()
+    finally:
+        profiler.disable()
+        profiler.dump_stats(out / "cprofile.pstats")
+        text = io.StringIO()
+        stats = pstats.Stats(profiler, stream=text).strip_dirs()
+        stats.sort_stats("tottime").print_stats(45)
+        stats.sort_stats("cumulative").print_stats(60)
+        (out / "cprofile.txt").write_text(text.getvalue())
 
 
 if __name__ == "__main__":
