@@ -139,6 +139,7 @@ async def test_spoken_question_is_transcribed_answered_and_played(page: Page) ->
     await page.fill("#text", "first a typed question")
     await page.press("#text", "Enter")
     await expect(page.locator(DONE_REPLIES)).to_have_count(1)
+    await page.wait_for_function("() => rtStats.samplesPlayed > 0 && rtStats.samplesQueued === 0")
     played_before = await page.evaluate("() => rtStats.samplesPlayed")
 
     await page.click("#mic")
@@ -160,6 +161,7 @@ async def test_spoken_question_is_transcribed_answered_and_played(page: Page) ->
     assert stats["bytesSent"] == 960 * stats["framesSent"]  # PCM16 at 24 kHz
     assert stats["speechStarted"] == 1
     assert stats["playbackClears"] == 1  # barge-in cleared the (idle) queue once
+    await expect(page.locator(".interrupted")).to_have_count(0)  # nothing was playing
 
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=ARTIFACTS / "web-client.png")
