@@ -205,6 +205,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--token", default=os.environ.get("RT_TOKEN"), help="client token (default $RT_TOKEN)"
     )
+    parser.add_argument("--profile", help="the server's assistant profile to use")
     turn = parser.add_mutually_exclusive_group()
     turn.add_argument("--text", help="send one message, print the reply and exit")
     turn.add_argument("--wav", type=Path, help="speak this WAV file (16-bit PCM), then exit")
@@ -227,7 +228,7 @@ async def run(args: argparse.Namespace, pcm: bytes | None) -> None:
     display = Display(sys.stdout, sys.stderr, voice=pcm is not None)
     display.note(f"connecting to {args.url}")
     started = time.perf_counter()
-    async with RtClient.connect(args.url, token=args.token) as client:
+    async with RtClient.connect(args.url, token=args.token, profile=args.profile) as client:
         ms = (time.perf_counter() - started) * 1000
         display.note(f"connected in {ms:.0f} ms: {client.greeting}")
         session = Session(client, display, args.timeout)

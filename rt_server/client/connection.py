@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Self, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -42,17 +43,21 @@ class RtClient:
         url: str,
         *,
         token: str | None = None,
+        profile: str | None = None,
         open_timeout: float = 10.0,
         max_size: int | None = 2**22,
     ) -> AsyncIterator[Self]:
         """Open a session and wait for ``connected`` (both within ``open_timeout`` seconds).
 
-        The token goes in an ``Authorization: Bearer`` header.
+        The token goes in an ``Authorization: Bearer`` header; ``profile`` picks one of the
+        server's assistant profiles (the ``?profile=`` query parameter).
 
         Raises :class:`ConnectFailed` if the socket cannot be opened, the server refuses it,
         or the session ends (``error`` message or close) before it is ready.
         """
         headers = {"Authorization": f"Bearer {token}"} if token else None
+        if profile is not None:
+            url = _with_query(url, profile=profile)
         try:
             ws = await connect(
                 url,
@@ -199,6 +204,12 @@ class RtClient:
 
     async def aclose(self) -> None:
         await self.ws.close()
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = urlencode([*parse_qsl(parts.query), *params.items()])
+    return urlunsplit(parts._replace(query=query))
 
 
 def _closed(exc: ConnectionClosed) -> Closed:

@@ -117,3 +117,11 @@ async def test_nothing_listening_fails_the_connect() -> None:
     with pytest.raises(ConnectFailed, match="cannot connect"):
         async with RtClient.connect(f"ws://127.0.0.1:{port}/realtime"):
             pass
+
+
+async def test_a_profile_goes_in_the_query_string() -> None:
+    async with running(FakeServer()) as fake:
+        url = fake.url + "?lang=en"
+        async with RtClient.connect(url, profile="support desk") as client:
+            assert client.ws.request is not None
+            assert client.ws.request.path == "/realtime?lang=en&profile=support+desk"

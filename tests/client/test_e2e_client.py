@@ -98,3 +98,14 @@ async def test_a_token_protected_server(token_server: RunningServer) -> None:
         "--url", token_server.ws_url, "--token", "letmein", "--text", "hi"
     )
     assert (code, out) == (0, "You said: hi.\n")
+
+
+async def test_an_unknown_profile_is_refused_with_the_server_message(server: RunningServer) -> None:
+    with pytest.raises(ConnectFailed, match="unknown_profile"):
+        async with RtClient.connect(server.ws_url, profile="no-such-profile"):
+            pass
+    code, _, err = await rt_chat(
+        "--url", server.ws_url, "--profile", "no-such-profile", "--text", "hi"
+    )
+    assert code == 1
+    assert "unknown_profile" in err
