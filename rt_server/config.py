@@ -65,6 +65,9 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = False
     limits: Limits = field(default_factory=Limits)
+    public_url: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    monitor_buffer: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -100,6 +103,9 @@ class Settings:
             ),
             log_json=get.flag("LOG_JSON", False),
             limits=_limits(get),
+            public_url=get.url("PUBLIC_URL"),
+            twilio_auth_token=get.text("TWILIO_AUTH_TOKEN"),
+            monitor_buffer=get.integer("MONITOR_BUFFER", 1000, low=1),
         )
         settings.check()
         return settings
