@@ -24,7 +24,6 @@ ErrorCode: TypeAlias = Literal[
     "missing_field",
     "invalid_field",
     "invalid_audio",
-    "invalid_state",
     # limits (a close follows unless stated otherwise)
     "message_too_large",
     "audio_rate_exceeded",
@@ -32,8 +31,9 @@ ErrorCode: TypeAlias = Literal[
     "idle_timeout",
     "too_many_sessions",
     "unauthorized",
+    "forbidden_origin",
     "unknown_profile",
-    "slow_client",
+    "shutting_down",
     # the backend
     "backend_unreachable",
     "backend_auth_failed",

@@ -57,7 +57,7 @@ def _profile(base: Profile, name: str, changes: object, path: str) -> Profile:
         )
     merged = {**dataclasses.asdict(base), **changes, "name": name}
     try:
-        return TypeAdapter(Profile).validate_python(merged, strict=True)
+        return TypeAdapter(Profile).validate_python(merged)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])

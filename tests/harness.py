@@ -30,9 +30,10 @@ class RunningServer:
 
 @asynccontextmanager
 async def running_server(
-    settings: Settings, backend: Backend | None = None
+    settings: Settings, backend: Backend | None = None, **options: Any
 ) -> AsyncIterator[RunningServer]:
-    async with serve(create_app(settings, backend)) as served:
+    """rt_server with ``settings`` on a free loopback port (options go to create_app)."""
+    async with serve(create_app(settings, backend, **options)) as served:
         yield RunningServer(served.http_url, f"{served.ws_url}/realtime", settings)
 
 
