@@ -17,9 +17,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.cors import CORSMiddleware
@@ -28,9 +29,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from rt_server import access
 from rt_server.backends import Backend, create_backend
 from rt_server.config import Settings, load_settings
+from rt_server.dialects import twiml as twilio_http
 from rt_server.errors import BackendError, ConfigError
 from rt_server.logs import configure_logging
 from rt_server.metrics import Metrics
+from rt_server.monitor import Monitor
 from rt_server.observe import Observer
 from rt_server.profile import Profile
 from rt_server.protocol import client_schema, server_schema
@@ -50,6 +53,7 @@ class Runtime:
     sessions: set[Session] = field(default_factory=set)
     draining: bool = False
     drained: asyncio.Event = field(default_factory=asyncio.Event)
+    monitor: Monitor = field(default_factory=Monitor)
 
 
 def create_app(
@@ -71,8 +75,10 @@ def create_app(
         if tools is not None:
             registry.merge(tools)
         async with backend or create_backend(resolved) as started:
-            services = Services(started, resolved.limits, registry, Metrics(), observers)
-            runtime = app.state.runtime = Runtime(resolved, services)
+            monitor = Monitor(resolved.monitor_buffer)
+            everyone = (*observers, monitor)
+            services = Services(started, resolved.limits, registry, Metrics(), everyone)
+            runtime = app.state.runtime = Runtime(resolved, services, monitor=monitor)
             async with _drain_on_signal(runtime):
                 logger.info("rt_server ready: backend {}, {} tools", started.name, len(registry))
                 yield
@@ -139,17 +145,96 @@ def _routes(app: FastAPI) -> None:
 
         await serve_session(websocket, ConversationTranslator, "conversation")
 
+    @app.api_route("/twiml", methods=["GET", "POST"])
+    async def twiml(request: Request) -> Response:
+        """TwiML connecting a phone call to ``/call`` (README, "Phone calls")."""
+        settings: Settings = request.app.state.runtime.settings
+        if settings.twilio_auth_token and not await _twilio_signed(request, settings):
+            logger.info("refused a /twiml request: invalid Twilio signature")
+            return PlainTextResponse("invalid Twilio signature", status_code=403)
+        url = twilio_http.stream_url(settings.public_url, str(request.base_url))
+        return Response(twilio_http.twiml(url), media_type="text/xml")
 
-async def serve_session(websocket: WebSocket, make: TranslatorFactory, dialect: str) -> None:
-    """Admit a client (auth, origin, capacity, profile), then run its session."""
+    @app.get("/public-url")
+    async def public_url(request: Request) -> dict[str, str]:
+        """Where Twilio reaches this server: the TwiML webhook and the stream URL."""
+        settings: Settings = request.app.state.runtime.settings
+        base = settings.public_url or str(request.base_url).rstrip("/")
+        return {
+            "public_url": base,
+            "twiml_url": f"{base}/twiml",
+            "stream_url": twilio_http.stream_url(settings.public_url, str(request.base_url)),
+            "source": "PUBLIC_URL" if settings.public_url else "request Host",
+        }
+
+    @app.websocket("/call")
+    async def call(websocket: WebSocket) -> None:
+        """Twilio Media Streams: a phone call (README, "Phone calls")."""
+        from rt_server.dialects.twilio import TwilioTranslator
+
+        settings: Settings = websocket.app.state.runtime.settings
+        token = settings.twilio_auth_token
+        if token and not twilio_http.signature_valid(
+            token,
+            twilio_http.candidate_urls(settings.public_url, str(websocket.url), websocket=True),
+            {},
+            websocket.headers.get("x-twilio-signature"),
+            websocket.headers.get("x-twilio-webhooks-signature-settings"),
+        ):
+            await _deny(websocket, 403, "unauthorized", "invalid Twilio signature")
+            return
+        # A signed Twilio request needs no client token (Twilio cannot send one).
+        await serve_session(websocket, TwilioTranslator, "twilio", authenticated=bool(token))
+
+    @app.websocket("/logs")
+    async def logs(websocket: WebSocket) -> None:
+        """The live monitor feed of every session (README, "Monitoring"); admin token."""
+        runtime: Runtime = websocket.app.state.runtime
+        admin = runtime.settings.admin_token
+        if admin is None:
+            await _deny(websocket, 403, "forbidden", "the monitor is off: ADMIN_TOKEN is not set")
+            return
+        presented = access.presented_token(websocket.headers, websocket.query_params)
+        if not access.token_allowed(presented, (admin,)):
+            await _deny(websocket, 401, "unauthorized", "a valid admin token is required")
+            return
+        await websocket.accept()
+        await runtime.monitor.serve(websocket)
+
+
+async def _twilio_signed(request: Request, settings: Settings) -> bool:
+    """Whether a webhook request carries a valid ``X-Twilio-Signature``."""
+    assert settings.twilio_auth_token is not None
+    params: dict[str, str] = {}
+    if request.method == "POST":
+        params = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+    return twilio_http.signature_valid(
+        settings.twilio_auth_token,
+        twilio_http.candidate_urls(settings.public_url, str(request.url), websocket=False),
+        params,
+        request.headers.get("x-twilio-signature"),
+        request.headers.get("x-twilio-webhooks-signature-settings"),
+    )
+
+
+async def serve_session(
+    websocket: WebSocket, make: TranslatorFactory, dialect: str, *, authenticated: bool = False
+) -> None:
+    """Admit a client (auth, origin, capacity, profile), then run its session.
+
+    ``authenticated``: the route has already verified the caller (a Twilio signature), so
+    no client token is asked for.
+    """
     runtime: Runtime = websocket.app.state.runtime
     settings = runtime.settings
     headers, query = websocket.headers, websocket.query_params
     if not access.origin_allowed(headers.get("origin"), settings.allowed_origins):
         await _deny(websocket, 403, "forbidden_origin", "this Origin may not connect")
         return
-    if settings.client_tokens and not access.token_allowed(
-        access.presented_token(headers, query), settings.client_tokens
+    if (
+        settings.client_tokens
+        and not authenticated
+        and not access.token_allowed(access.presented_token(headers, query), settings.client_tokens)
     ):
         await _deny(websocket, 401, "unauthorized", "a valid client token is required")
         return
