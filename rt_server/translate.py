@@ -115,6 +115,7 @@ class Translator:
     history: list[Turn] = field(default_factory=list)
     pending_calls: set[str] = field(default_factory=set)
     reply_due: bool = False
+    reply_on_commit: bool = False
     _serial: int = 0
 
     #: Client audio: PCM16 mono 24 kHz.
@@ -193,8 +194,9 @@ class Translator:
         )
 
     def commit(self) -> Outbox:
-        """End a push-to-talk turn (turn detection off) and ask for the reply."""
-        return Outbox(backend=[{"type": "input_audio_buffer.commit"}, {"type": "response.create"}])
+        """End a push-to-talk turn (turn detection off); the reply follows the commit."""
+        self.reply_on_commit = True
+        return Outbox(backend=[{"type": "input_audio_buffer.commit"}])
 
     def interrupt(self, now: float) -> Outbox:
         """Stop the reply the client is hearing, as if the user had started speaking."""
@@ -249,6 +251,9 @@ class Translator:
             case "response.created":
                 self.responding = True
                 return Outbox()
+            case "input_audio_buffer.committed" if self.reply_on_commit:
+                self.reply_on_commit = False
+                return Outbox(backend=[{"type": "response.create"}])
             case "response.done":
                 return self._response_done(event)
             case "error":
@@ -340,6 +345,7 @@ class Translator:
 
     def _backend_error(self, event: BackendEvent) -> Outbox:
         error = event.get("error") or {}
+        self.reply_on_commit = False  # a refused commit must not be answered
         if str(error.get("event_id") or "").startswith(_INTERNAL):
             # A race of our own (cancel after the reply ended): nothing the client did.
             logger.debug("< error for internal event: {}", error.get("code"))
