@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from rt_server.client.connection import RtClient
-from rt_server.client.errors import RtClientError
+from rt_server.client.errors import RtClientError, ServerError
 from rt_server.client.reply import Incoming, Reply, ReplyCollector
 from rt_server.client.wav import RATE, WavError, read_wav, silence, write_wav
 
@@ -169,8 +169,12 @@ class Session:
             line = await _read_line(stdin)
             if line is None or line.strip() == "/quit":
                 return
-            if line.strip():
+            if not line.strip():
+                continue
+            try:
                 await self.text(line.strip())
+            except ServerError as exc:  # this turn failed; the session may go on
+                self.display.note(f"error {exc}")
 
 
 async def _read_line(stdin: TextIO) -> str | None:

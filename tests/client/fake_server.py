@@ -58,6 +58,10 @@ class FakeServer:
                 if message["text"] == "close":
                     await ws.close(4000, "asked to close")
                     return
+                if message["text"] == "fail":
+                    error = {"type": "error", "code": "backend_error", "message": "it broke"}
+                    await _send(ws, error)
+                    continue
                 if message["text"] == "bye":
                     await ws.close(1000)
                     return

@@ -45,9 +45,10 @@ async def test_text_prints_the_reply_on_stdout_and_latency_on_stderr(tmp_path: P
 
 async def test_the_repl_answers_each_line_until_end_of_input() -> None:
     async with running(FakeServer()) as fake:
-        code, out, err = await rt_chat("--url", fake.url, stdin=b"one\n\ntwo\n")
+        code, out, err = await rt_chat("--url", fake.url, stdin=b"one\n\nfail\ntwo\n")
     assert code == 0, err
     assert out.split("\n")[:2] == ["You said: one. ", "You said: two. "]
+    assert "[error backend_error: it broke]" in err  # reported, and the session went on
     assert '{"type":"user_message","text":"two"}' in fake.received
 
 
@@ -92,6 +93,8 @@ async def test_connection_and_server_errors_exit_1() -> None:
     assert code == 1
     assert "HTTP 401" in err
     async with running(FakeServer()) as fake:
+        code, _, err = await rt_chat("--url", fake.url, "--text", "fail")
+        assert (code, err.splitlines()[-1]) == (1, "rt-chat: backend_error: it broke")
         code, _, err = await rt_chat("--url", fake.url, "--text", "close")
     assert code == 1
     assert "connection closed (4000): asked to close" in err
