@@ -230,7 +230,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace, pcm: bytes | None) -> None:
     display = Display(sys.stdout, sys.stderr, voice=pcm is not None)
-    display.note(f"connecting to {args.url}")
+    display.note(f"connecting to {args.url.split('?')[0]}")  # a query may hold a token
     started = time.perf_counter()
     async with RtClient.connect(args.url, token=args.token, profile=args.profile) as client:
         ms = (time.perf_counter() - started) * 1000

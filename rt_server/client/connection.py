@@ -47,7 +47,7 @@ class RtClient:
         open_timeout: float = 10.0,
         max_size: int | None = 2**22,
     ) -> AsyncIterator[Self]:
-        """Open a session and wait for ``connected`` (both within ``open_timeout`` seconds).
+        """Open a session and wait for ``connected``, each within ``open_timeout`` seconds.
 
         The token goes in an ``Authorization: Bearer`` header; ``profile`` picks one of the
         server's assistant profiles (the ``?profile=`` query parameter).
@@ -70,9 +70,10 @@ class RtClient:
         except InvalidStatus as exc:
             status = exc.response.status_code
             message = f"the server refused the connection: HTTP {status}"
-            raise ConnectFailed(message, status=status) from None
+            raise ConnectFailed(message + _why(exc.response.body), status=status) from None
         except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as exc:
-            raise ConnectFailed(f"cannot connect to {url}: {exc or type(exc).__name__}") from exc
+            where = urlsplit(url)._replace(query="").geturl()  # a query may hold a token
+            raise ConnectFailed(f"cannot connect to {where}: {exc or type(exc).__name__}") from exc
         async with ws:
             client = cls(ws)
             await client._wait_connected(open_timeout)
@@ -204,6 +205,15 @@ class RtClient:
 
     async def aclose(self) -> None:
         await self.ws.close()
+
+
+def _why(body: bytes | None) -> str:
+    """The reason in a refusal's JSON body (``{"error": {"code", "message"}}``), if any."""
+    try:
+        error = orjson.loads(body or b"null")["error"]
+        return f" ({error['code']}: {error['message']})"
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        return ""
 
 
 def _with_query(url: str, **params: str) -> str:

@@ -93,7 +93,7 @@ async def test_a_token_protected_server(token_server: RunningServer) -> None:
         assert (await client.reply("hi")).text == "You said: hi."
     code, out, err = await rt_chat("--url", token_server.ws_url, "--text", "hi")
     assert code == 1
-    assert "HTTP 401" in err
+    assert "HTTP 401 (unauthorized: " in err
     code, out, err = await rt_chat(
         "--url", token_server.ws_url, "--token", "letmein", "--text", "hi"
     )
