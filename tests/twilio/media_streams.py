@@ -39,6 +39,7 @@ class Call:
     instant: bool
     sequence: int = 0
     chunk: int = 0
+    sent_audio: bytearray = field(default_factory=bytearray)  # caller audio sent (mu-law)
     audio: bytearray = field(default_factory=bytearray)  # reply audio received (mu-law)
     messages: list[dict[str, Any]] = field(default_factory=list)  # everything received
     echoed: list[str] = field(default_factory=list)  # marks sent back, in order
@@ -62,6 +63,7 @@ class Call:
         started = time.monotonic()
         for start in range(0, len(mulaw), FRAME):
             frame = mulaw[start : start + FRAME].ljust(FRAME, b"\xff")
+            self.sent_audio.extend(frame)
             payload = base64.b64encode(frame).decode()
             media = {
                 "track": "inbound",
@@ -160,7 +162,8 @@ async def twilio_call(
     """A call to ``url`` (``ws://.../call``), started; hung up by closing on exit."""
     async with connect(url, compression=None, max_size=None, additional_headers=headers) as ws:
         call = Call(ws, f"MZ{uuid.uuid4().hex}", f"CA{uuid.uuid4().hex}", instant)
-        await ws.send(orjson.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        hello = {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+        await ws.send(orjson.dumps(hello).decode())
         details = {
             "accountSid": "AC0",
             "streamSid": call.stream_sid,
