@@ -68,6 +68,11 @@ class Settings:
     public_url: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
     monitor_buffer: int = 1000
+    # Conversation records: an async SQLAlchemy URL (None: not recorded; see _records_url).
+    records_url: str | None = field(default=None, repr=False)
+    records_retention_days: int = 30
+    records_queue: int = 100_000
+    client_secret_seconds: int = 600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -106,6 +111,10 @@ class Settings:
             public_url=get.url("PUBLIC_URL"),
             twilio_auth_token=get.text("TWILIO_AUTH_TOKEN"),
             monitor_buffer=get.integer("MONITOR_BUFFER", 1000, low=1),
+            records_url=_records_url(get),
+            records_retention_days=get.integer("RECORDS_RETENTION_DAYS", 30, low=0),
+            records_queue=get.integer("RECORDS_QUEUE", 100_000, low=100),
+            client_secret_seconds=get.integer("CLIENT_SECRET_SECONDS", 600, low=10, high=7200),
         )
         settings.check()
         return settings
@@ -199,6 +208,33 @@ def _limits(get: _Reader) -> Limits:
         ),
         reconnect_attempts=get.integer("RECONNECT_ATTEMPTS", default.reconnect_attempts, low=0),
     )
+
+
+def _records_url(get: _Reader) -> str | None:
+    """DATABASE_URL (PostgreSQL, shared) or RECORDS_PATH (SQLite); None when RECORDS=off."""
+    if not get.flag("RECORDS", True):
+        return None
+    if url := get.text("DATABASE_URL"):
+        return async_database_url(url)
+    return f"sqlite+aiosqlite:///{get.text('RECORDS_PATH') or 'rt_server.sqlite3'}"
+
+
+def async_database_url(url: str) -> str:
+    """``url`` with an asyncio driver: ``postgresql://`` becomes ``postgresql+asyncpg://``."""
+    scheme, sep, rest = url.partition("://")
+    drivers = {
+        "postgres": "postgresql+asyncpg",
+        "postgresql": "postgresql+asyncpg",
+        "postgresql+asyncpg": "postgresql+asyncpg",
+        "sqlite": "sqlite+aiosqlite",
+        "sqlite+aiosqlite": "sqlite+aiosqlite",
+    }
+    if not sep or scheme.lower() not in drivers or not rest:
+        raise ConfigError(
+            "DATABASE_URL must be postgresql://user:password@host/db (or sqlite:///path), "
+            f"got a {scheme or 'schemeless'!r} URL"
+        )
+    return f"{drivers[scheme.lower()]}://{rest}"
 
 
 class _Reader:

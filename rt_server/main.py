@@ -37,6 +37,7 @@ from rt_server.monitor import Monitor
 from rt_server.observe import Observer
 from rt_server.profile import Profile
 from rt_server.protocol import client_schema, server_schema
+from rt_server.records import mount_records, open_records
 from rt_server.session import Services, Session
 from rt_server.tools import ToolRegistry, load_tools
 from rt_server.translate import Translator
@@ -74,10 +75,15 @@ def create_app(
         registry = load_tools(resolved.tool_modules)
         if tools is not None:
             registry.merge(tools)
-        async with backend or create_backend(resolved) as started:
+        metrics = Metrics()
+        async with (
+            backend or create_backend(resolved) as started,
+            open_records(resolved, metrics.registry) as records,
+        ):
+            app.state.records = records
             monitor = Monitor(resolved.monitor_buffer)
-            everyone = (*observers, monitor)
-            services = Services(started, resolved.limits, registry, Metrics(), everyone)
+            everyone = (*observers, monitor, *records.observers)
+            services = Services(started, resolved.limits, registry, metrics, everyone)
             runtime = app.state.runtime = Runtime(resolved, services, monitor=monitor)
             async with _drain_on_signal(runtime):
                 logger.info("rt_server ready: backend {}, {} tools", started.name, len(registry))
@@ -86,6 +92,7 @@ def create_app(
     app = FastAPI(title="rt_server", version="0.1.0", lifespan=lifespan)
     app.add_middleware(_SettingsCORS)
     _routes(app)
+    mount_records(app)
     _mount_web_client(app)
     return app
 

@@ -1,0 +1,188 @@
+"""``/api/conversations``: list, read, export and delete conversation records.
+
+Every endpoint needs ``Authorization: Bearer <ADMIN_TOKEN>`` (compared in constant time);
+without an ``ADMIN_TOKEN`` configured the API answers 403: it is never open by default.
+Errors are ``{"error": {"code": ..., "message": ...}}`` with the fitting status, also for
+query parameters FastAPI rejects (422).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from loguru import logger
+from sqlalchemy.exc import SQLAlchemyError
+
+from rt_server import access
+from rt_server.records import queries, views
+from rt_server.records.store import RecordStore, describe
+
+_T = TypeVar("_T")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_bearer = HTTPBearer(auto_error=False, description="ADMIN_TOKEN", scheme_name="AdminToken")
+
+
+class ApiError(Exception):
+    """Answer with ``status`` and ``{"error": {"code", "message"}}``."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    body = {"error": {"code": exc.code, "message": exc.message}}
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": views.ErrorBody} for status in statuses}
+
+
+async def admin_store(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> RecordStore:
+    """The records store, for a caller with the admin token."""
+    token = request.app.state.runtime.settings.admin_token
+    if token is None:
+        raise ApiError(403, "admin_disabled", "the admin API is disabled: set ADMIN_TOKEN")
+    if credentials is None or not access.token_allowed(credentials.credentials, (token,)):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a valid admin token is required: Authorization: Bearer <ADMIN_TOKEN>",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    store: RecordStore | None = request.app.state.records.store
+    if store is None:
+        raise ApiError(503, "records_disabled", "conversation records are off (RECORDS=off)")
+    return store
+
+
+Store = Annotated[RecordStore, Depends(admin_store)]
+ConversationId = Annotated[str, Path(description="the session id", examples=["3f9c0a1b2d4e"])]
+
+router = APIRouter(prefix="/api", tags=["conversation records"], responses=_errors(401, 403, 503))
+
+
+@router.get("/conversations", responses=_errors(400, 422))
+async def list_conversations(
+    store: Store,
+    limit: Annotated[int, Query(ge=1, le=200, description="page size")] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    offset: Annotated[int, Query(ge=0, le=100_000, description="rows to skip")] = 0,
+    since: Annotated[datetime | None, Query(description="started at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="started before (ISO 8601)")] = None,
+    dialect: Annotated[str | None, Query(max_length=32, examples=["realtime"])] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, description="text in a turn")] = (
+        None
+    ),
+) -> views.ConversationPage:
+    """Conversations, newest first; page with ``cursor`` (stable) or ``offset``."""
+    if cursor is not None and offset:
+        raise ApiError(400, "invalid_paging", "give either cursor or offset, not both")
+    filters = queries.Filters(_naive_utc(since), _naive_utc(until), dialect, q)
+    if filters.since and filters.until and filters.since > filters.until:
+        raise ApiError(400, "invalid_filter", "since is after until")
+    try:
+        page = await _db(
+            queries.list_conversations(
+                store.engine, filters, limit=limit, cursor=cursor, offset=offset
+            )
+        )
+    except queries.BadCursor:
+        raise ApiError(400, "invalid_cursor", "cursor is not one this API handed out") from None
+    return views.ConversationPage(
+        conversations=[views.summary(row) for row in page.rows], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/conversations/{id}", responses=_errors(400, 404))
+async def get_conversation(store: Store, id: ConversationId) -> views.Conversation:
+    """One conversation: turns, tool calls with their outputs, errors, usage."""
+    return await _conversation(store, id)
+
+
+@router.get(
+    "/conversations/{id}/transcript.md",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/markdown": {}}}, **_errors(400, 404)},
+)
+async def get_transcript(store: Store, id: ConversationId) -> Response:
+    """The conversation as a readable Markdown transcript."""
+    talk = await _conversation(store, id)
+    return Response(views.markdown(talk), media_type="text/markdown; charset=utf-8")
+
+
+@router.delete("/conversations/{id}", status_code=204, responses=_errors(400, 404))
+async def delete_conversation(store: Store, id: ConversationId) -> Response:
+    """Delete a conversation and everything recorded of it."""
+    if not await _db(queries.delete_conversation(store.engine, _checked(id))):
+        raise ApiError(404, "not_found", f"no conversation {id!r}")
+    return Response(status_code=204)
+
+
+async def _conversation(store: RecordStore, id: str) -> views.Conversation:
+    found = await _db(queries.get_conversation(store.engine, _checked(id)))
+    if found is None:
+        raise ApiError(404, "not_found", f"no conversation {id!r}")
+    return views.conversation(*found)
+
+
+async def _db(work: Awaitable[_T]) -> _T:
+    """Await a query: a database that is down or refuses is a 503, not a 500."""
+    try:
+        return await work
+    except (SQLAlchemyError, OSError) as exc:
+        logger.warning("records API: database error ({})", describe(exc))
+        raise ApiError(503, "records_unavailable", "the records database is unavailable") from None
+
+
+def _checked(id: str) -> str:
+    if not _ID.fullmatch(id):
+        raise ApiError(400, "invalid_id", "a conversation id is 1-64 letters, digits, - or _")
+    return id
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is None:
+        return value  # naive times are taken as UTC
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def mount_records(app: FastAPI) -> None:
+    """Add the ``/api/conversations`` routes and the JSON error bodies of ``/api``."""
+    app.include_router(router)
+    install_error_handlers(app)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """``ApiError`` and, under ``/api``, validation errors as ``{"error": ...}`` bodies."""
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(exc)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if not request.url.path.startswith("/api/"):
+            return await request_validation_exception_handler(request, exc)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
+            for e in exc.errors()
+        )
+        return error_response(ApiError(422, "invalid_request", problems))
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, invalid)

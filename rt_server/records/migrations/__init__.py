@@ -1,0 +1,1 @@
+"""Alembic migrations of the records store; :func:`rt_server.records.store.migrate` runs them."""

@@ -1,0 +1,94 @@
+"""The session observer that records conversations: notes in, records on the queue out.
+
+Called synchronously from the session pumps, so it only builds small records and hands
+them to :meth:`RecordStore.put`; the store's writer does the I/O. No audio is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rt_server.observe import SessionInfo
+from rt_server.records.store import Ended, Event, RecordStore, Started, utcnow
+from rt_server.translate import Note
+
+#: Notes that are turns: who spoke.
+TURN_ROLES = {"user_text": "user", "user_transcript": "user", "assistant_text": "assistant"}
+
+
+@dataclass(slots=True)
+class _Live:
+    seq: int = 0
+    tokens: int = 0
+
+
+class Recorder:
+    """Observer: every session of every dialect, as records on ``store``'s queue."""
+
+    def __init__(self, store: RecordStore) -> None:
+        self._store = store
+        self._live: dict[str, _Live] = {}
+        self._settled = asyncio.Event()
+        self._settled.set()
+
+    def session_started(self, info: SessionInfo) -> None:
+        self._live[info.id] = _Live()
+        self._settled.clear()
+        started = datetime.fromtimestamp(info.started_at, UTC).replace(tzinfo=None)
+        self._store.put(
+            Started(info.id, started, info.dialect, info.backend, info.profile, info.peer)
+        )
+
+    def session_note(self, info: SessionInfo, note: Note) -> None:
+        live = self._live.setdefault(info.id, _Live())
+        live.seq += 1
+        data = plain(note.data)
+        text: str | None = None
+        role = TURN_ROLES.get(note.kind)
+        if role is not None:
+            text = str(data.pop("text", ""))
+        elif note.kind == "usage":
+            total = data.get("total_tokens")
+            live.tokens += total if isinstance(total, int) else 0
+        self._store.put(Event(info.id, live.seq, utcnow(), note.kind, role, text, data or None))
+
+    def session_ended(self, info: SessionInfo, close_code: int, reason: str) -> None:
+        live = self._live.pop(info.id, _Live())
+        self._store.put(Ended(info.id, utcnow(), close_code, _clean(reason)[:255], live.tokens))
+        self._store.wake()
+        if not self._live:
+            self._settled.set()
+
+    @property
+    def live(self) -> int:
+        """Sessions started and not yet ended."""
+        return len(self._live)
+
+    async def settled(self) -> None:
+        """Return once no session is live (every session's end is queued)."""
+        await self._settled.wait()
+
+
+def plain(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-ready copy of a note's data; NUL characters (PostgreSQL refuses them) removed."""
+    return {_clean(str(key)): _value(value) for key, value in data.items()}
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, Mapping):
+        return plain(value)
+    if isinstance(value, list | tuple):
+        return [_value(item) for item in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return _clean(str(value))
+
+
+def _clean(text: str) -> str:
+    return text.replace("\x00", "") if "\x00" in text else text
