@@ -133,6 +133,22 @@ async def test_typed_message_streams_a_reply_that_is_played(page: Page) -> None:
     await page.wait_for_function("() => rtStats.samplesPlayed > 0 && rtStats.samplesQueued === 0")
     assert await page.evaluate("() => rtStats.framesReceived") > 0
 
+    await page.click("#connect")  # now labelled Disconnect
+    await expect(page.locator("body")).to_have_attribute("data-state", "disconnected")
+    await expect(page.locator("#text")).to_be_disabled()
+    await expect(page.locator("#connect")).to_have_text("Connect")
+
+
+async def test_a_new_question_stops_the_answer_that_is_playing(page: Page) -> None:
+    await connect(page)
+    await page.fill("#text", " ".join(["a question with a long answer"] * 6))
+    await page.press("#text", "Enter")
+    await page.wait_for_function("() => rtStats.samplesPlayed > 0 && rtStats.samplesQueued > 0")
+    await page.fill("#text", "never mind")
+    await page.press("#text", "Enter")
+    await expect(page.locator(DONE_REPLIES).last).to_have_text("You said: never mind.")
+    assert await page.evaluate("() => rtStats.playbackClears") == 1
+
 
 async def test_spoken_question_is_transcribed_answered_and_played(page: Page) -> None:
     await connect(page)
