@@ -38,6 +38,7 @@ from rt_server.observe import Observer
 from rt_server.profile import Profile
 from rt_server.protocol import client_schema, server_schema
 from rt_server.records import mount_records, open_records
+from rt_server.secrets import mount_client_secrets
 from rt_server.session import Services, Session
 from rt_server.tools import ToolRegistry, load_tools
 from rt_server.translate import Translator
@@ -93,6 +94,7 @@ def create_app(
     app.add_middleware(_SettingsCORS)
     _routes(app)
     mount_records(app)
+    mount_client_secrets(app)
     _mount_web_client(app)
     return app
 

@@ -12,7 +12,7 @@ refreshes them before they expire.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from openai import AsyncOpenAI
 
@@ -65,6 +65,10 @@ class AzureBackend(OpenAIBackend):
 
     def emit(self, event: BackendEvent) -> BackendEvent:
         return preview.to_beta(event) if self._api_version else event
+
+    async def client_secret(self, session: dict[str, Any], *, seconds: int) -> dict[str, Any]:
+        # GA path (/openai/v1), for the preview API versions too; the model is the deployment.
+        return await super().client_secret({**session, "model": self._deployment}, seconds=seconds)
 
     def _extra_query(self) -> dict[str, str]:
         if self._api_version:

@@ -69,6 +69,14 @@ class Backend(ABC):
     async def check(self) -> None:
         """Raise ``BackendError`` if the credential cannot currently be used."""
 
+    async def client_secret(self, session: dict[str, Any], *, seconds: int) -> dict[str, Any]:
+        """Mint an ephemeral client secret bound to ``session`` (a GA session object).
+
+        Returns the service's answer (``value``, ``expires_at``, ``session``); raises
+        ``BackendError`` like :meth:`connect`, or ``NotImplementedError`` (no such API).
+        """
+        raise NotImplementedError(f"the {self.name} backend cannot mint client secrets")
+
     async def aclose(self) -> None:
         """Release the client and credential; called once at shutdown."""
 

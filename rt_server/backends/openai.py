@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from openai import AsyncOpenAI, omit
+from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI, omit
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -92,6 +92,19 @@ class OpenAIBackend(Backend):
         """Shape a GA event for the service (GA services: nothing to do)."""
         return event
 
+    async def client_secret(self, session: dict[str, Any], *, seconds: int) -> dict[str, Any]:
+        if self._model is not None:
+            session = {**session, "model": self._model}
+        client = self._client.with_options(timeout=self._timeout, max_retries=1)
+        with backend_errors():
+            response = await client.realtime.client_secrets.with_raw_response.create(
+                session=session,  # type: ignore[arg-type]
+                expires_after={"anchor": "created_at", "seconds": seconds},
+                extra_headers=self._extra_headers(),
+            )
+        answer: dict[str, Any] = orjson.loads(response.content)
+        return answer
+
     def _extra_query(self) -> dict[str, str]:
         return {}
 
@@ -109,6 +122,16 @@ def backend_errors() -> Iterator[None]:
         yield
     except BackendError:
         raise
+    except APIStatusError as exc:  # the SDK's HTTP calls (client secrets)
+        raise _status_error(exc.status_code, exc.response.headers.get("Retry-After")) from None
+    except APITimeoutError:
+        raise BackendError(
+            "backend_timeout", "the backend did not answer", retryable=True
+        ) from None
+    except APIConnectionError as exc:
+        raise BackendError(
+            "backend_unreachable", f"cannot reach the backend ({exc})", retryable=True
+        ) from None
     except InvalidStatus as exc:
         status, retry_after = exc.response.status_code, exc.response.headers.get("Retry-After")
         raise _status_error(status, retry_after) from None
