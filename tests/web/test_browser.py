@@ -148,6 +148,7 @@ async def test_a_new_question_stops_the_answer_that_is_playing(page: Page) -> No
     await page.press("#text", "Enter")
     await expect(page.locator(DONE_REPLIES).last).to_have_text("You said: never mind.")
     assert await page.evaluate("() => rtStats.playbackClears") == 1
+    await expect(page.locator(REPLIES).first).to_have_class(re.compile(r"\binterrupted\b"))
 
 
 async def test_spoken_question_is_transcribed_answered_and_played(page: Page) -> None:

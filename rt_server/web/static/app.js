@@ -214,6 +214,12 @@ function onControl({ action, greeting, id, name }) {
 // Barge-in: the user talks over the reply, so the reply stops at once.
 function onSpeechStarted() {
   stats.speechStarted += 1;
+  stopPlayback();
+  unheard.push(bubble("user", "…", "speech", "pending"));
+}
+
+// Drop every queued sample and mark the reply that was cut short.
+function stopPlayback() {
   const wasPlaying = player?.busy;
   player?.clear();
   for (const element of replies.values()) {
@@ -222,7 +228,6 @@ function onSpeechStarted() {
       element.classList.add("interrupted");
     }
   }
-  unheard.push(bubble("user", "…", "speech", "pending"));
 }
 
 function onDelta({ id, delta }) {
@@ -260,7 +265,7 @@ function sendText(event) {
   if (player?.busy) {
     // A new question while the last answer still plays: stop the answer first.
     send({ type: "control", action: "interrupt" });
-    player.clear();
+    stopPlayback();
   }
   send({ type: "user_message", text });
   bubble("user", text);
