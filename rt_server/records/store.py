@@ -118,9 +118,10 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 class StoreMetrics:
-    """Prometheus series of the records writer."""
+    """Prometheus series of the records writer (``rt_records_*`` on ``/metrics``)."""
 
     def __init__(self, registry: CollectorRegistry, queued: Any) -> None:
+        self.registry = registry
         self.written = Counter(
             "rt_records_written", "Records written to the database", registry=registry
         )
@@ -241,6 +242,10 @@ class RecordStore:
             if self._failing:
                 self._failing = False
                 logger.info("records: the database is back; the queue is written")
+
+    def count(self, name: str) -> float:
+        """A counter's value, e.g. ``count("dropped")``."""
+        return self.metrics.registry.get_sample_value(f"rt_records_{name}_total") or 0.0
 
     async def close(self, grace: float = 10.0) -> None:
         """Write what is left (for at most ``grace`` seconds), then release the engine."""
