@@ -85,7 +85,7 @@ class Cluster:
 
     async def create_database(self, name: str) -> str:
         """A new empty database; its ``postgresql://`` URL."""
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
 
         conn = await asyncpg.connect(self.url())
         try:

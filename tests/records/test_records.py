@@ -209,10 +209,10 @@ async def test_a_database_outage_mid_session_loses_no_record(
             await send_json(ws, {"type": "user_message", "text": "before the outage"})
             await until(ws, is_type("control", "text_done"))
             await store.flush()
-            async with _outage(database_url, live, request):
+            async with _Outage(database_url, live, request):
                 await send_json(ws, {"type": "user_message", "text": "during the outage"})
                 await until(ws, is_type("control", "text_done"))  # the session goes on
-                with pytest.raises(Exception):  # noqa: B017, PT011 (whatever the driver raises)
+                with pytest.raises(Exception):  # noqa: B017 (whatever the driver raises)
                     await store.flush()
                 assert store.queued > 0
                 assert store.count("write_failures") >= 1
@@ -239,7 +239,7 @@ class _Unavailable:
             raise OperationalError("(injected)", None, Exception("disk I/O error"))
 
 
-class _outage:  # noqa: N801 (used as a context manager)
+class _Outage:
     def __init__(self, url: str, live: Live, request: pytest.FixtureRequest) -> None:
         self.url, self.live, self.request = url, live, request
         self.fail = _Unavailable()
