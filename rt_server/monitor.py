@@ -57,7 +57,7 @@ def _session(info: SessionInfo) -> dict[str, Any]:
     }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared and hashed by identity: feeds live in a set
 class Feed:
     """One connected monitor: a bounded queue of serialised messages and a drop counter."""
 
