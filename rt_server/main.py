@@ -73,6 +73,11 @@ def create_app(
         if settings is None:
             configure_logging(resolved.log_level, json=resolved.log_json)
         _warn_about_exposure(resolved)
+        if resolved.backend == "emulator" and backend is None:
+            logger.warning(
+                "no OpenAI or Azure credentials: serving replies from the built-in emulator "
+                "(set OPENAI_API_KEY or AZURE_OPENAI_ENDPOINT, see .env.example)"
+            )
         registry = load_tools(resolved.tool_modules)
         if tools is not None:
             registry.merge(tools)
