@@ -70,4 +70,4 @@ async def records_server(
 
 
 def with_records(settings: Settings, url: str, **changes: Any) -> Settings:
-    return replace(settings, records_url=url, admin_token=ADMIN, **changes)
+    return replace(settings, **{"records_url": url, "admin_token": ADMIN, **changes})
