@@ -15,7 +15,25 @@ from typing import Any, Self, TypeAlias
 BackendEvent: TypeAlias = dict[str, Any]
 
 
-class BackendConnection(ABC):
+class _Closing:
+    """``async with`` support for things closed by ``aclose()``."""
+
+    async def aclose(self) -> None:
+        """Release what this holds; safe to call more than once."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class BackendConnection(_Closing, ABC):
     """One live Realtime session on the backend."""
 
     @abstractmethod
@@ -30,19 +48,8 @@ class BackendConnection(ABC):
     async def aclose(self) -> None:
         """Close the connection; safe to call more than once."""
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-
-class Backend(ABC):
+class Backend(_Closing, ABC):
     """A Realtime API endpoint and its credential, shared by every session."""
 
     name: str = "backend"
@@ -83,11 +90,3 @@ class Backend(ABC):
     async def __aenter__(self) -> Self:
         await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()

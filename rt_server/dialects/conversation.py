@@ -137,10 +137,4 @@ class ConversationTranslator(Translator):
     def render_shutting_down(self) -> list[ClientFrame]:
         return []
 
-    def render_error(
-        self, code: ErrorCode, message: str, retry_after: float | None = None
-    ) -> list[ClientFrame]:
-        error = ConversationError(type="error", code=code, message=message)
-        if retry_after is not None:
-            error["retry_after"] = retry_after
-        return [error]
+    # Errors: the same shape as on /realtime (``render_error`` is inherited).

@@ -33,7 +33,7 @@ from rt_server.emulator.dialect import Dialect, to_beta
 from rt_server.emulator.errors import ClientEventError, Event, error_event
 from rt_server.emulator.session_config import default_session, merged_session
 from rt_server.emulator.state import ClientSecret, ConnectionInfo, EmulatorState
-from rt_server.serving import serve
+from rt_server.serving import Served, serve
 
 _REASONS = {
     400: "Bad Request",
@@ -410,19 +410,11 @@ async def _set_faults(request: Request, setter: Any, state: EmulatorState) -> Re
 # --- serving ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RunningEmulator:
-    host: str
-    port: int
+@dataclass(frozen=True, slots=True)
+class RunningEmulator(Served):
+    """A served emulator and its state (connections, faults, last credential)."""
+
     state: EmulatorState
-
-    @property
-    def http_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
 
 
 class _DenialLogFilter(logging.Filter):
