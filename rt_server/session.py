@@ -382,13 +382,15 @@ class Session:
         for event in out.backend:
             while True:
                 await self._live.wait()
-                assert self._conn is not None
+                connection = self._conn
+                assert connection is not None
                 try:
-                    await self._conn.send(event)
+                    await connection.send(event)
                     break
                 except BackendClosed:
                     # The backend pump reconnects; send again on the new connection.
-                    self._live.clear()
+                    if self._conn is connection:
+                        self._live.clear()
 
     async def _reconnect(self, closed: BackendClosed) -> None:
         """Open a new backend session and replay the conversation, with backoff."""
