@@ -17,4 +17,8 @@ async def current_time(timezone: str = "UTC") -> dict[str, str]:
     except (ZoneInfoNotFoundError, ValueError):
         return {"error": f"unknown time zone {timezone!r}"}
     now = datetime.now(zone)
-    return {"timezone": timezone, "iso": now.isoformat(timespec="seconds"), "weekday": now.strftime("%A")}
+    return {
+        "timezone": timezone,
+        "iso": now.isoformat(timespec="seconds"),
+        "weekday": now.strftime("%A"),
+    }
