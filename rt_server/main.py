@@ -137,7 +137,7 @@ def _routes(app: FastAPI) -> None:
     @app.get("/protocol.json")
     async def protocol() -> dict[str, Any]:
         """JSON Schema of every client and server message of each dialect."""
-        from rt_server.dialects import conversation
+        from rt_server.dialects import conversation, twilio
 
         return {
             "realtime": {"client": client_schema(), "server": server_schema()},
@@ -145,6 +145,7 @@ def _routes(app: FastAPI) -> None:
                 "client": conversation.PROTOCOL.schema(),
                 "server": conversation.server_schema(),
             },
+            "twilio": {"client": twilio.PROTOCOL.schema(), "server": twilio.server_schema()},
         }
 
     @app.websocket("/realtime")

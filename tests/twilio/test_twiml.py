@@ -169,3 +169,24 @@ async def test_without_an_auth_token_calls_need_the_client_token(
             async with twilio_call(url):
                 pass
         assert refused.value.response.status_code == 401
+
+
+async def test_protocol_json_describes_the_twilio_dialect() -> None:
+    import jsonschema
+
+    async with running_server(Settings()) as server, httpx.AsyncClient() as http:
+        schema = (await http.get(f"{server.http_url}/protocol.json")).json()["twilio"]
+    start = {
+        "event": "start",
+        "sequenceNumber": "1",
+        "streamSid": "MZ1",
+        "start": {
+            "streamSid": "MZ1",
+            "callSid": "CA1",
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        },
+    }
+    jsonschema.validate(start, schema["client"])
+    jsonschema.validate({"event": "clear", "streamSid": "MZ1"}, schema["server"])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"event": "media", "streamSid": "MZ1"}, schema["server"])
