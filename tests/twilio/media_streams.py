@@ -78,6 +78,17 @@ class Call:
                 due = started + (start // FRAME + 1) * 0.020
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
 
+    async def start(self, parameters: dict[str, str] | None = None) -> None:
+        details = {
+            "accountSid": "AC0",
+            "streamSid": self.stream_sid,
+            "callSid": self.call_sid,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "customParameters": parameters or {},
+        }
+        await self.send({"event": "start", "start": details})
+
     async def hang_up(self) -> None:
         await self.send({"event": "stop", "stop": {"accountSid": "AC0", "callSid": self.call_sid}})
 
@@ -158,21 +169,16 @@ async def twilio_call(
     instant: bool = True,
     parameters: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    started: bool = True,
 ) -> AsyncIterator[Call]:
-    """A call to ``url`` (``ws://.../call``), started; hung up by closing on exit."""
+    """A call to ``url`` (``ws://.../call``), started unless told not to (then the test
+    calls :meth:`Call.start`); hung up by closing on exit."""
     async with connect(url, compression=None, max_size=None, additional_headers=headers) as ws:
         call = Call(ws, f"MZ{uuid.uuid4().hex}", f"CA{uuid.uuid4().hex}", instant)
         hello = {"event": "connected", "protocol": "Call", "version": "1.0.0"}
         await ws.send(orjson.dumps(hello).decode())
-        details = {
-            "accountSid": "AC0",
-            "streamSid": call.stream_sid,
-            "callSid": call.call_sid,
-            "tracks": ["inbound"],
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            "customParameters": parameters or {},
-        }
-        await call.send({"event": "start", "start": details})
+        if started:
+            await call.start(parameters)
         tasks = [asyncio.create_task(call._read()), asyncio.create_task(call._play())]
         try:
             yield call

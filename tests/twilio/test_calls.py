@@ -198,3 +198,26 @@ async def test_garbage_and_unknown_events_do_not_end_the_call(emulator: RunningE
         await call.say(tone_mulaw(600) + SILENCE * 50)
         await call.wait_for(lambda c: c.audio_ms() > 500)
         assert only_twilio_messages(call)
+
+
+async def test_a_welcome_spoken_before_the_stream_starts_is_held_for_it(
+    emulator: RunningEmulator,
+) -> None:
+    from rt_server.profile import Profile
+
+    profile = Profile(welcome_instructions="Greet the caller.")
+    settings = settings_for(emulator, profile=profile, profiles={"default": profile})
+    backend = TapBackend(create_backend(settings))
+    async with (
+        running_server(settings, backend) as server,
+        twilio_call(call_url(server), started=False) as call,
+    ):
+        await until(lambda: len(backend.connections) == 1)
+        [conn] = backend.connections
+        await conn.wait_for(lambda c: bool(c.of_type("response.done")))
+        assert call.messages == []  # no streamSid yet: nothing could be sent
+        await call.start()
+        welcome = conn.reply_audio()
+        await call.wait_for(lambda c: len(c.audio) == len(welcome))
+        await call.wait_for(lambda c: len(c.echoed) == len(c.received("mark")))
+    assert bytes(call.audio) == welcome and only_twilio_messages(call)
