@@ -27,9 +27,12 @@ async def _connect(way: Way, port: int) -> float:
     return elapsed
 
 
-async def run(connects: int, root: Path = procs.ROOT, warmup: int = 5) -> dict[str, Any]:
+async def run(
+    connects: int, shared: procs.Pair | None = None, root: Path = procs.ROOT, warmup: int = 5
+) -> dict[str, Any]:
     samples: dict[Way, list[float]] = {way: [] for way in WAYS}
-    with procs.emulator(root) as emu, procs.rt_server(emu.port, root) as srv:
+    with procs.using(shared, root) as servers:
+        emu, srv = servers.emulator, servers.server
         ports: dict[Way, int] = {"through": srv.port, "direct": emu.port}
         for _ in range(warmup):
             for way in WAYS:

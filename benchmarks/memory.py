@@ -34,24 +34,26 @@ async def _open(port: int, count: int) -> list[ClientConnection]:
     return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
-async def _rss_settled(server: procs.Child) -> int:
-    await asyncio.sleep(_SETTLE_S)
+async def _rss_settled(server: procs.Child, settle: float) -> int:
+    await asyncio.sleep(settle)
     return server.rss()
 
 
-async def run(levels: tuple[int, ...], root: Path = procs.ROOT) -> dict[str, Any]:
+async def run(
+    levels: tuple[int, ...], root: Path = procs.ROOT, settle: float = _SETTLE_S
+) -> dict[str, Any]:
     procs.raise_fd_limit()
     rows: list[dict[str, Any]] = []
     with procs.emulator(root) as emu, procs.rt_server(emu.port, root) as srv:
         for ws in await _open(srv.port, 1):
             await ws.close()
-        baseline = await _rss_settled(srv)
+        baseline = await _rss_settled(srv, settle)
         sockets: list[ClientConnection] = []
         try:
             for level in levels:
                 sockets += await _open(srv.port, level - len(sockets))
                 gc.collect()
-                rss = await _rss_settled(srv)
+                rss = await _rss_settled(srv, settle)
                 per_session = (rss - baseline) / level
                 rows.append(
                     {

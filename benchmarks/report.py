@@ -94,9 +94,11 @@ def _voice(result: dict[str, Any]) -> str:
                 f"{row['added_ms']['p50']:.2f} / {row['added_ms']['p99']:.2f}",
                 f"{t['lost']} / {d['lost']}",
                 f"{row['rt_server_cpu_percent_of_core']:.0f}%",
+                f"{row['rt_server_cpu_us_per_frame']:.0f}",
                 f"{row['rt_server_cpu_s_per_session_minute']:.3f}",
                 f"{t['cpu_cores']['emulator'] * 100:.0f}%",
                 f"{t['loadgen_cpu_cores'] * 100:.0f}% / {d['loadgen_cpu_cores'] * 100:.0f}%",
+                f"{t['other_cpu_cores'] * 100:.0f}% / {d['other_cpu_cores'] * 100:.0f}%",
                 verdict(ok),
             )
         )
@@ -107,17 +109,21 @@ def _voice(result: dict[str, Any]) -> str:
         "added p50/p99 ms",
         "lost thr/dir",
         "rt_server CPU",
+        "rt_server us / frame",
         "CPU s / session-min",
         "emulator CPU",
         "load gen CPU thr/dir",
+        "others' CPU thr/dir",
         "p99 <= 5 ms",
     )
     return (
         f"### Real-time voice ({result['seconds_per_level']:g} s per level, 20 ms frames of "
         f"{result['frame_bytes']} B, load generator processes: {result['workers']})\n\n"
         f"{table(head, rows)}\n\nCPU is percent of one core over the measured window "
-        "(the emulator's and load generator's during the through run). Largest N with added "
-        f"p99 <= 5 ms and no lost frame: **{result['max_sessions_added_p99_under_5ms']}**.\n"
+        "(the emulator's during the through run); \"others'\" is every other process on the "
+        "machine (noise). Largest N with added p99 <= 5 ms and no lost frame: "
+        f"**{result['max_sessions_added_p99_under_5ms']}**. rt_server logged "
+        f"{result.get('rt_server_error_lines', 0)} ERROR lines.\n"
     )
 
 
@@ -141,7 +147,22 @@ def _memory(result: dict[str, Any]) -> str:
     )
 
 
-_SECTIONS = {"text": _text, "voice": _voice, "connect": _connect, "memory": _memory}
+def _hotpath(result: dict[str, Any]) -> str:
+    rows = [(name, f"{us:.2f}") for name, us in result["us_per_call"].items()]
+    return (
+        "### Hot path pieces (CPU us per call, in-process, best of "
+        f"{result['rounds']} rounds; `python -m benchmarks.hotpath`)\n\n"
+        f"{table(('piece of one audio frame in rt_server', 'us'), rows)}\n"
+    )
+
+
+_SECTIONS = {
+    "text": _text,
+    "voice": _voice,
+    "connect": _connect,
+    "memory": _memory,
+    "hotpath": _hotpath,
+}
 
 
 def summary(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -151,6 +172,7 @@ def summary(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         f"- Command: `{meta['command']}`",
         f"- rt_server: {meta['rt_server']}; date {meta['date']}",
+        f"- Scheduling priority (nice) of every benchmark process: {meta.get('nice', 0)}",
         f"- Machine: {m['cpu_model']}, {m['logical_cpus']} logical CPUs "
         f"({m['physical_cores']} cores), {m['memory_gb']} GB; Python {m['python']}; "
         f"load average at start {m['load_average_at_start']}",
@@ -160,7 +182,7 @@ def summary(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         "## Targets",
         "",
-        table(("target", "measured", "verdict"), targets(results)),
+        table(("target", "measured", "verdict"), targets(results)) or "(no target measured)",
         "",
         "## Results",
         "",

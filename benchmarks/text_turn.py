@@ -78,10 +78,13 @@ async def _turn(way: Way, ws: ClientConnection) -> tuple[int, int]:
     return await (_through(ws) if way == "through" else _direct(ws))
 
 
-async def run(turns: int, root: Path = procs.ROOT, warmup: int = 10) -> dict[str, Any]:
+async def run(
+    turns: int, shared: procs.Pair | None = None, root: Path = procs.ROOT, warmup: int = 10
+) -> dict[str, Any]:
     """Time ``turns`` turns each way; return percentiles in ms and what rt_server adds."""
     samples: dict[Way, dict[str, list[float]]] = {w: {"first": [], "done": []} for w in WAYS}
-    with procs.emulator(root) as emu, procs.rt_server(emu.port, root) as srv:
+    with procs.using(shared, root) as servers:
+        emu, srv = servers.emulator, servers.server
         ports = {"through": srv.port, "direct": emu.port}
         sockets = {way: await open_session(way, ports[way]) for way in WAYS}
         try:

@@ -243,8 +243,10 @@ def run_level(
     seconds: float,
     watched: dict[str, procs.Child],
     workers: int,
+    quiet_wait: float = 0.0,
 ) -> dict[str, Any]:
     """N sessions one way: round trips (ms), loss, and CPU of every process involved."""
+    busy_before_level = procs.wait_quiet(quiet_wait) if quiet_wait else None
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     go = ctx.Event()
@@ -264,10 +266,14 @@ def run_level(
         time.sleep(max(0.0, start.value - time.monotonic()))
         cpu_before = {name: child.cpu_seconds() for name, child in watched.items()}
         gen_before = sum(p.cpu_times().user + p.cpu_times().system for p in loadgen)
+        machine_before = procs.busy_cores()
         time.sleep(seconds)
         cpu = {name: child.cpu_seconds() - cpu_before[name] for name, child in watched.items()}
         gen_cpu = sum(p.cpu_times().user + p.cpu_times().system for p in loadgen) - gen_before
+        others = procs.busy_cores() - machine_before - gen_cpu - sum(cpu.values())
         done: list[WorkerResult] = _collect(results, started, len(jobs), "done", timeout=30.0)
+        # Work per frame counts everything rt_server did for the level, backlog included.
+        total = {name: child.cpu_seconds() - cpu_before[name] for name, child in watched.items()}
     finally:
         for process in started:
             process.join(10.0)
@@ -278,6 +284,7 @@ def run_level(
         raise RuntimeError(f"voice workers failed: {errors}")
     rtt = np.concatenate([np.frombuffer(r.rtt_ns, dtype=np.int64) for r in done]) / 1e6
     sent, received = sum(r.sent for r in done), sum(r.received for r in done)
+    per_frame = {name: round(v * 1e6 / max(received, 1), 1) for name, v in total.items()}
     return {
         "sessions": sessions,
         "seconds": seconds,
@@ -288,43 +295,51 @@ def run_level(
         "lost": sent - received,
         "sender_late_p99_ms": max(r.late_ms.get("p99", 0.0) for r in done),
         "cpu_cores": {name: round(v / seconds, 4) for name, v in cpu.items()},
+        "cpu_us_per_frame": per_frame,
         "loadgen_cpu_cores": round(gen_cpu / seconds, 4),
+        "other_cpu_cores": round(max(0.0, others) / seconds, 4),
+        "machine_busy_cores_before": busy_before_level,
     }
 
 
 def run(
     levels: tuple[int, ...],
     seconds: float,
+    shared: procs.Pair | None = None,
     root: Path = procs.ROOT,
     *,
     workers: int = 0,
-    profile: Path | None = None,
-    experiment: str | None = None,
+    quiet_wait: float = 0.0,
 ) -> dict[str, Any]:
     """Every N, through rt_server then direct; what rt_server adds per frame and its CPU."""
     procs.raise_fd_limit()
     rows: list[dict[str, Any]] = []
-    with (
-        procs.emulator(root) as emu,
-        procs.rt_server(emu.port, root, profile=profile, experiment=experiment) as srv,
-    ):
+    with procs.using(shared, root) as servers:
+        emu, srv = servers.emulator, servers.server
         ports: dict[Way, int] = {"through": srv.port, "direct": emu.port}
         watched = {"rt_server": srv, "emulator": emu}
         for n in levels:
-            level = {way: run_level(way, ports[way], n, seconds, watched, workers) for way in WAYS}
+            level = {
+                way: run_level(way, ports[way], n, seconds, watched, workers, quiet_wait)
+                for way in WAYS
+            }
             through, direct = level["through"], level["direct"]
             server_cores = through["cpu_cores"]["rt_server"]
+            frame_us = through["cpu_us_per_frame"]["rt_server"]
             rows.append(
                 {
                     "sessions": n,
                     "through": through,
                     "direct": direct,
                     "added_ms": added(through["rtt_ms"], direct["rtt_ms"]),
-                    "rt_server_cpu_s_per_session_minute": round(server_cores * 60 / n, 4),
+                    "rt_server_cpu_us_per_frame": frame_us,
+                    "rt_server_cpu_s_per_session_minute": round(frame_us * 3000 / 1e6, 4),
+                    "sessions_per_core_at_100_percent": round(1e6 / (frame_us * 50), 1),
                     "rt_server_cpu_percent_of_core": round(server_cores * 100, 1),
                 }
             )
             _print_level(rows[-1])
+        server_errors = srv.logged_errors()
     ok = [r["sessions"] for r in rows if _level_ok(r)]
     passing = 0
     for row in rows:
@@ -341,6 +356,7 @@ def run(
         "passing_levels": ok,
         "max_sessions_added_p99_under_5ms": passing,
         "target_added_p99_ms": TARGET_ADDED_P99_MS,
+        "rt_server_error_lines": server_errors,
     }
 
 
@@ -354,7 +370,9 @@ def _print_level(row: dict[str, Any]) -> None:
     print(
         f"  voice N={row['sessions']:4d}: rtt p50/p99 through {t['rtt_ms']['p50']:.2f}/"
         f"{t['rtt_ms']['p99']:.2f} ms, direct {d['rtt_ms']['p50']:.2f}/{d['rtt_ms']['p99']:.2f} "
-        f"ms; rt_server {row['rt_server_cpu_percent_of_core']:.0f}% of a core; "
-        f"lost {t['lost']}/{d['lost']}",
+        f"ms; rt_server {row['rt_server_cpu_percent_of_core']:.0f}% of a core, "
+        f"{row['rt_server_cpu_us_per_frame']:.0f} us/frame; "
+        f"lost {t['lost']}/{d['lost']}; other processes {t['other_cpu_cores'] * 100:.0f}%/"
+        f"{d['other_cpu_cores'] * 100:.0f}% of a core",
         flush=True,
     )

@@ -1,0 +1,116 @@
+"""The benchmark suite, at its smallest: every scenario runs and writes sane results.
+
+No timing is asserted (that is the benchmark's job, on a quiet machine); only that each
+scenario measured both ways and wrote its JSON, the summary and the plot.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALLEST = [
+    "--quick",
+    "--turns", "5",
+    "--connects", "3",
+    "--levels", "2",
+    "--seconds", "1",
+    "--memory-levels", "1,5",
+    "--quiet-wait", "0",
+]  # fmt: skip
+
+
+SCENARIOS = ("text", "voice", "connect", "memory", "hotpath")
+# Processes run at once: text, connect and voice share one emulator and rt_server.
+GROUPS = (("text", "connect", "voice"), ("memory",), ("hotpath",))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every scenario in its own ``python -m benchmarks`` process, all at once (each starts
+    its own servers; run one after another they would take most of the time budget)."""
+    outs = {group: tmp_path_factory.mktemp(group[0]) for group in GROUPS}
+    running = {
+        group: subprocess.Popen(
+            [sys.executable, "-m", "benchmarks", *SMALLEST, "--out", str(out)]
+            + [arg for name in group for arg in ("--scenario", name)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for group, out in outs.items()
+    }
+    outputs = {group: process.communicate(timeout=90)[0] for group, process in running.items()}
+    for group, process in running.items():
+        assert process.returncode == 0, f"{group}:\n{outputs[group]}"
+    return {name: out for group, out in outs.items() for name in group}
+
+
+def load(results: dict[str, Path], name: str) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads((results[name] / f"{name}.json").read_bytes())
+    assert data["scenario"] == name
+    assert data["meta"]["machine"]["logical_cpus"] >= 1
+    return data
+
+
+def positive_ms(stats: dict[str, float]) -> None:
+    assert stats["n"] > 0
+    assert 0 < stats["p50"] <= stats["p90"] <= stats["p99"] <= stats["max"] < 10_000
+
+
+def test_text_turn(results: dict[str, Path]) -> None:
+    data = load(results, "text")
+    assert data["turns"] == 5
+    for metric in ("first", "done"):
+        for way in ("through", "direct"):
+            positive_ms(data[metric][way])
+        assert set(data[metric]["added"]) == {"p50", "p90", "p99"}
+    assert data["rt_server_cpu_ms_per_turn"] >= 0
+
+
+def test_voice(results: dict[str, Path]) -> None:
+    data = load(results, "voice")
+    [row] = data["rows"]
+    assert row["sessions"] == 2
+    for way in ("through", "direct"):
+        level = row[way]
+        assert level["sent"] == 2 * 50
+        assert level["received"] + level["lost"] == level["sent"]
+        assert level["received"] > 0
+        positive_ms(level["rtt_ms"])
+        assert level["loadgen_cpu_cores"] >= 0
+    assert row["through"]["cpu_cores"]["rt_server"] > 0
+    assert row["rt_server_cpu_s_per_session_minute"] > 0
+    assert (results["voice"] / "voice_latency.png").stat().st_size > 1000
+
+
+def test_connect(results: dict[str, Path]) -> None:
+    data = load(results, "connect")
+    positive_ms(data["through"])
+    positive_ms(data["direct"])
+
+
+def test_memory(results: dict[str, Path]) -> None:
+    data = load(results, "memory")
+    assert data["baseline_rss_mb"] > 10
+    assert [row["sessions"] for row in data["rows"]] == [1, 5]
+
+
+def test_hotpath(results: dict[str, Path]) -> None:
+    data = load(results, "hotpath")
+    assert data["us_per_call"]
+    assert all(0 < us < 100_000 for us in data["us_per_call"].values())
+
+
+def test_summary(results: dict[str, Path]) -> None:
+    for name in SCENARIOS:
+        assert "Command: `" in (results[name] / "summary.md").read_text()
+    voice = (results["voice"] / "summary.md").read_text()
+    assert voice.count("PASS") + voice.count("MISS") >= 2
