@@ -218,6 +218,8 @@ def plot_voice(result: dict[str, Any], path: Path) -> None:
     lat.axhline(VOICE_P99_MS, color="red", linewidth=0.8, linestyle=":", label="5 ms target (p99)")
     lat.set_ylabel("added round trip per frame (ms)")
     lat.set_yscale("symlog", linthresh=1.0)
+    lowest = min((r["added_ms"][k] for r in rows for k in ("p50", "p90", "p99")), default=0.0)
+    lat.set_ylim(bottom=min(-0.5, lowest * 1.5))
     lat.set_title("rt_server: added latency per 20 ms frame (through - direct)")
     lat.legend()
     lat.grid(True, alpha=0.3)
@@ -226,6 +228,8 @@ def plot_voice(result: dict[str, Any], path: Path) -> None:
         n, [r["through"]["cpu_cores"]["emulator"] * 100 for r in rows], "s--", label="emulator"
     )
     cpu.plot(n, [r["through"]["loadgen_cpu_cores"] * 100 for r in rows], "^:", label="load gen")
+    others = [r["through"].get("other_cpu_cores", 0.0) * 100 for r in rows]
+    cpu.plot(n, others, "x:", color="grey", label="other processes (noise)")
     cpu.axhline(100, color="red", linewidth=0.8, linestyle=":")
     cpu.set_xlabel("concurrent real-time sessions")
     cpu.set_ylabel("CPU, % of one core (through run)")
