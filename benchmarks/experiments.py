@@ -70,9 +70,61 @@ def metrics_off() -> None:
     metrics.Metrics.__init__ = init  # type: ignore[method-assign]
 
 
+def aiohttp_backend() -> None:
+    """The OpenAI backend's socket is an aiohttp websocket instead of the SDK's websockets one.
+
+    aiohttp is already a dependency and reads frames with compiled code; websockets parses
+    them in Python generators. Only the GA OpenAI path (API key, ``base_url``) is covered:
+    enough to measure, not a drop-in implementation.
+    """
+    import aiohttp
+
+    from rt_server.backends import openai as backend
+    from rt_server.backends.base import BackendConnection
+    from rt_server.errors import BackendClosed
+
+    class AiohttpConnection(BackendConnection):
+        def __init__(self, session: aiohttp.ClientSession, ws: Any) -> None:
+            self._session, self._ws = session, ws
+
+        async def send(self, event: dict[str, Any]) -> None:
+            try:
+                await self._ws.send_str(orjson.dumps(event).decode())
+            except (ConnectionError, RuntimeError) as exc:
+                raise BackendClosed(f"the backend closed the session ({exc})") from None
+
+        async def recv(self) -> dict[str, Any]:
+            message = await self._ws.receive()
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                raise BackendClosed(f"the backend closed the session ({message.type.name})")
+            event: dict[str, Any] = orjson.loads(message.data)
+            return event
+
+        async def aclose(self) -> None:
+            await self._ws.close()
+            await self._session.close()
+
+    async def connect(self: Any) -> BackendConnection:
+        base = str(self._client.base_url).rstrip("/").replace("http", "ws", 1)
+        headers = {"Authorization": f"Bearer {self._client.api_key}"}
+        session = aiohttp.ClientSession()
+        with backend.backend_errors():
+            ws = await session.ws_connect(
+                f"{base}/realtime?model={self._model}",
+                headers=headers,
+                compress=0,
+                max_msg_size=16 * 1024 * 1024,
+                timeout=aiohttp.ClientWSTimeout(ws_close=1.0),
+            )
+        return AiohttpConnection(session, ws)
+
+    backend.OpenAIBackend.connect = connect  # type: ignore[method-assign]
+
+
 EXPERIMENTS: dict[str, Callable[[], None]] = {
     "sdk_send_bypass": sdk_send_bypass,
     "metrics_off": metrics_off,
+    "aiohttp_backend": aiohttp_backend,
 }
 
 
