@@ -257,6 +257,8 @@ class Session:
             except ClientError as exc:
                 self._send_error(exc.code, exc.message)
                 continue
+            if out.notes:
+                self._notes(out)
             self._meter_audio(out)
             await self._to_backend(out)
 

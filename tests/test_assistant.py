@@ -141,6 +141,7 @@ async def test_profiles_are_chosen_by_name_and_enforced_by_the_server(
         "OPENAI_API_KEY": API_KEY,
         "OPENAI_BASE_URL": f"{emulator.http_url}/v1",
         "PROFILE_FILE": write_profiles(tmp_path),
+        "RECORDS": "off",
     }
     settings = Settings.from_env(env)
     assert settings.profiles["support"].greeting == "Welcome to the front desk."  # inherited
