@@ -98,3 +98,105 @@ export namespace Conversation {
   }
   export type ServerMessage = SessionReady | AudioDelta | ConversationTextDelta | ConversationTranscription | SpeechStarted | ResponseDone | ConversationError;
 }
+
+export namespace Twilio {
+  /** Twilio: the WebSocket is open (sent once, before ``start``). */
+  export interface Connected {
+    event: "connected";
+    protocol?: string;
+    version?: string;
+  }
+  /** Twilio: the caller pressed a key. */
+  export interface Dtmf {
+    event: "dtmf";
+    dtmf: DtmfDigit;
+    sequenceNumber?: string;
+    streamSid?: string;
+  }
+  export interface DtmfDigit {
+    digit: string;
+    track?: string;
+  }
+  export interface MarkName {
+    name: string;
+  }
+  /** Twilio: every audio frame sent before the mark of this name has been played. */
+  export interface MarkPlayed {
+    event: "mark";
+    mark: MarkName;
+    sequenceNumber?: string;
+    streamSid?: string;
+  }
+  /** Twilio: 20 ms of the caller's voice, base64 mu-law 8 kHz. */
+  export interface Media {
+    event: "media";
+    media: MediaPayload;
+    sequenceNumber?: string;
+    streamSid?: string;
+  }
+  /** The caller's audio: ``audio/x-mulaw``, 8000 Hz, 1 channel on every Twilio call. */
+  export interface MediaFormat {
+    encoding: string;
+    sampleRate: number;
+    channels: number;
+  }
+  /** One frame of caller audio; ``timestamp`` is ms since the stream started. */
+  export interface MediaPayload {
+    payload: string;
+    track?: string;
+    chunk?: string;
+    timestamp?: string;
+  }
+  /** Twilio: the stream starts; from here on messages carry its ``streamSid``. */
+  export interface Start {
+    event: "start";
+    start: StartDetails;
+    sequenceNumber?: string;
+    streamSid?: string;
+  }
+  /** The ``start`` payload. */
+  export interface StartDetails {
+    streamSid: string;
+    callSid?: string;
+    accountSid?: string;
+    tracks?: Array<string>;
+    customParameters?: unknown;
+    mediaFormat?: MediaFormat;
+  }
+  /** Twilio: the call hung up or the stream was stopped; the session ends. */
+  export interface Stop {
+    event: "stop";
+    stop?: StopDetails;
+    sequenceNumber?: string;
+    streamSid?: string;
+  }
+  export interface StopDetails {
+    accountSid?: string;
+    callSid?: string;
+  }
+  export type ClientMessage = Connected | Start | Media | MarkPlayed | Dtmf | Stop;
+  export interface MarkName {
+    name: string;
+  }
+  /** Server: drop the audio queued for the caller (barge-in); pending marks come back. */
+  export interface OutClear {
+    event: "clear";
+    streamSid: string;
+  }
+  /** Server: echo ``name`` back once everything sent before it has played. */
+  export interface OutMark {
+    event: "mark";
+    streamSid: string;
+    mark: MarkName;
+  }
+  /** Server: base64 mu-law 8 kHz audio for the caller, queued behind earlier audio. */
+  export interface OutMedia {
+    event: "media";
+    streamSid: string;
+    media: OutPayload;
+  }
+  export interface OutPayload {
+    payload: string;
+  }
+  export type ServerMessage = OutMedia | OutMark | OutClear;
+}

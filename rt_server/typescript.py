@@ -15,12 +15,13 @@ _HEADER = (
 
 
 def render_declarations() -> str:
-    from rt_server.dialects import conversation
+    from rt_server.dialects import conversation, twilio
     from rt_server.protocol import client_schema, server_schema
 
     dialects = {
         "Realtime": (client_schema(), server_schema()),
         "Conversation": (conversation.PROTOCOL.schema(), conversation.server_schema()),
+        "Twilio": (twilio.PROTOCOL.schema(), twilio.server_schema()),
     }
     parts = [_HEADER]
     for name, (client, server) in dialects.items():
