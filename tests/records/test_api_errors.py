@@ -92,7 +92,6 @@ async def test_with_records_off_the_api_says_so(emulator: RunningEmulator) -> No
 
 
 # main.py's TwiML route (GET and POST, one function) makes FastAPI warn; not ours.
-@pytest.mark.filterwarnings("ignore:Duplicate Operation ID twiml:UserWarning")
 async def test_the_api_is_in_the_openapi_document(
     emulator: RunningEmulator, sqlite_url: str
 ) -> None:

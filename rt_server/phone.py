@@ -1,0 +1,79 @@
+"""Phone calls: the TwiML webhook, the public URL and the ``/call`` Media Streams socket.
+
+The call itself is the Twilio dialect (:mod:`rt_server.dialects.twilio`) served like any
+other session; this module only adds Twilio's HTTP side and signature checks.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import PlainTextResponse, Response
+from loguru import logger
+
+from rt_server.admission import deny, serve_session
+from rt_server.config import Settings
+from rt_server.dialects import twiml as twilio_http
+
+
+def mount_phone(app: FastAPI) -> None:
+    """Add ``/twiml`` (GET and POST), ``/public-url`` and ``/call`` to ``app``."""
+
+    async def twiml(request: Request) -> Response:
+        """TwiML connecting a phone call to ``/call`` (README, "Phone calls")."""
+        settings: Settings = request.app.state.runtime.settings
+        if settings.twilio_auth_token and not await _twilio_signed(request, settings):
+            logger.info("refused a /twiml request: invalid Twilio signature")
+            return PlainTextResponse("invalid Twilio signature", status_code=403)
+        url = twilio_http.stream_url(settings.public_url, str(request.base_url))
+        return Response(twilio_http.twiml(url), media_type="text/xml")
+
+    @app.get("/public-url")
+    async def public_url(request: Request) -> dict[str, str]:
+        """Where Twilio reaches this server: the TwiML webhook and the stream URL."""
+        settings: Settings = request.app.state.runtime.settings
+        base = settings.public_url or str(request.base_url).rstrip("/")
+        return {
+            "public_url": base,
+            "twiml_url": f"{base}/twiml",
+            "stream_url": twilio_http.stream_url(settings.public_url, str(request.base_url)),
+            "source": "PUBLIC_URL" if settings.public_url else "request Host",
+        }
+
+    @app.websocket("/call")
+    async def call(websocket: WebSocket) -> None:
+        """Twilio Media Streams: a phone call (README, "Phone calls")."""
+        from rt_server.dialects.twilio import TwilioTranslator
+
+        settings: Settings = websocket.app.state.runtime.settings
+        token = settings.twilio_auth_token
+        if token and not twilio_http.signature_valid(
+            token,
+            twilio_http.candidate_urls(settings.public_url, str(websocket.url), websocket=True),
+            {},
+            websocket.headers.get("x-twilio-signature"),
+            websocket.headers.get("x-twilio-webhooks-signature-settings"),
+        ):
+            await deny(websocket, 403, "unauthorized", "invalid Twilio signature")
+            return
+        # A signed Twilio request needs no client token (Twilio cannot send one).
+        await serve_session(websocket, TwilioTranslator, "twilio", authenticated=bool(token))
+
+    for method in ("GET", "POST"):
+        app.add_api_route("/twiml", twiml, methods=[method], operation_id=f"twiml_{method.lower()}")
+
+
+async def _twilio_signed(request: Request, settings: Settings) -> bool:
+    """Whether a webhook request carries a valid ``X-Twilio-Signature``."""
+    assert settings.twilio_auth_token is not None
+    params: dict[str, str] = {}
+    if request.method == "POST":
+        params = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+    return twilio_http.signature_valid(
+        settings.twilio_auth_token,
+        twilio_http.candidate_urls(settings.public_url, str(request.url), websocket=False),
+        params,
+        request.headers.get("x-twilio-signature"),
+        request.headers.get("x-twilio-webhooks-signature-settings"),
+    )
