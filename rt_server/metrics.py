@@ -1,42 +1,85 @@
-"""Prometheus metrics, one registry per application (tests run several apps at once)."""
+"""Prometheus metrics, one registry per application (tests run several apps at once).
+
+Per-frame traffic is not counted through prometheus-client on the hot path (a locked
+``inc()`` per frame and direction is measurable at hundreds of sessions): each session
+counts in plain integers (:class:`Traffic`) and the registry sums the live and finished
+sessions' counts when ``/metrics`` is read.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from rt_server.errors import ErrorCode
 
 
+@dataclass(slots=True)
+class Traffic:
+    """One session's frames and bytes by direction and type."""
+
+    in_text: int = 0
+    in_audio: int = 0
+    out_text: int = 0
+    out_audio: int = 0
+    in_text_bytes: int = 0
+    in_audio_bytes: int = 0
+    out_text_bytes: int = 0
+    out_audio_bytes: int = 0
+
+    def add(self, other: Traffic) -> None:
+        for name in _FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+_FIELDS = tuple(f.name for f in fields(Traffic))
+
+
+class _TrafficCollector(Collector):
+    """``rt_messages_total`` and ``rt_bytes_total``, summed at scrape time."""
+
+    def __init__(self) -> None:
+        self.finished = Traffic()
+        self.live: set[int] = set()
+        self.sessions: dict[int, Traffic] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        total = Traffic()
+        total.add(self.finished)
+        for traffic in list(self.sessions.values()):
+            total.add(traffic)
+        messages = CounterMetricFamily(
+            "rt_messages", "Messages relayed, by direction and type", labels=["direction", "type"]
+        )
+        volume = CounterMetricFamily(
+            "rt_bytes", "Bytes relayed, by direction and type", labels=["direction", "type"]
+        )
+        for direction in ("in", "out"):
+            for kind in ("text", "audio"):
+                name = f"{direction}_{kind}"
+                messages.add_metric([direction, kind], getattr(total, name))
+                volume.add_metric([direction, kind], getattr(total, f"{name}_bytes"))
+        yield messages
+        yield volume
+
+
 class Metrics:
-    """What ``GET /metrics`` exposes; children for the hot path are bound up front."""
+    """What ``GET /metrics`` exposes."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._traffic = _TrafficCollector()
+        self.registry.register(self._traffic)
         self.sessions_active = Gauge(
             "rt_sessions_active", "Client sessions open now", registry=self.registry
         )
         self.sessions_total = Counter(
             "rt_sessions", "Client sessions opened", ["dialect"], registry=self.registry
         )
-        messages = Counter(
-            "rt_messages",
-            "Messages relayed, by direction and type",
-            ["direction", "type"],
-            registry=self.registry,
-        )
-        volume = Counter(
-            "rt_bytes",
-            "Bytes relayed, by direction and type",
-            ["direction", "type"],
-            registry=self.registry,
-        )
-        self.in_text, self.in_audio = messages.labels("in", "text"), messages.labels("in", "audio")
-        self.out_text = messages.labels("out", "text")
-        self.out_audio = messages.labels("out", "audio")
-        self.in_text_bytes = volume.labels("in", "text")
-        self.in_audio_bytes = volume.labels("in", "audio")
-        self.out_text_bytes = volume.labels("out", "text")
-        self.out_audio_bytes = volume.labels("out", "audio")
         self._errors = Counter(
             "rt_errors", "Errors sent to clients, by code", ["code"], registry=self.registry
         )
@@ -52,6 +95,15 @@ class Metrics:
         self.tool_calls = Counter(
             "rt_tool_calls", "Tool calls run, by tool", ["tool"], registry=self.registry
         )
+
+    def track(self, traffic: Traffic) -> None:
+        """Count a live session's traffic in what ``/metrics`` reports."""
+        self._traffic.sessions[id(traffic)] = traffic
+
+    def retire(self, traffic: Traffic) -> None:
+        """The session ended: keep its counts in the running totals."""
+        if self._traffic.sessions.pop(id(traffic), None) is not None:
+            self._traffic.finished.add(traffic)
 
     def error(self, code: ErrorCode) -> None:
         self._errors.labels(code).inc()

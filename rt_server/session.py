@@ -19,12 +19,17 @@ from typing import Any
 
 import orjson
 from loguru import logger
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketDisconnected,
+    WebSocketState,
+)
 
 from rt_server.backends import Backend, BackendConnection
 from rt_server.config import Limits
 from rt_server.errors import BackendClosed, BackendError, ClientError, ErrorCode
-from rt_server.metrics import Metrics
+from rt_server.metrics import Metrics, Traffic
 from rt_server.observe import Observer, SessionInfo
 from rt_server.tools import ToolRegistry
 from rt_server.translate import ClientFrame, Note, Outbox, ToolCall, Translator
@@ -54,12 +59,9 @@ class CloseSession(Exception):
 
 @dataclass(slots=True)
 class Counters:
-    """What a session did, for its closing log line."""
+    """What a session did, for its closing log line (traffic also feeds /metrics)."""
 
-    frames_in: int = 0
-    frames_out: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
+    traffic: Traffic = field(default_factory=Traffic)
     errors: int = 0
     reconnects: int = 0
 
@@ -125,6 +127,7 @@ class Session:
         self._observe("session_started")
         self._metrics.sessions_active.inc()
         self._metrics.sessions_total.labels(self.info.dialect).inc()
+        self._metrics.track(self.counters.traffic)
         close_code, reason = 1000, "session ended"
         try:
             await self._connect()
@@ -210,18 +213,21 @@ class Session:
             with contextlib.suppress(Exception):
                 await self._ws.close(code, reason[:120])
         self._metrics.sessions_active.dec()
+        self._metrics.retire(self.counters.traffic)
         self._observe("session_ended", code, reason)
-        c = self.counters
+        c, t = self.counters, self.counters.traffic
         self.log.info(
-            "session end after {:.1f} s: close {} ({}); in {} frames / {} B, out {} frames / "
-            "{} B, {} errors, {} reconnects",
+            "session end after {:.1f} s: close {} ({}); in {} text / {} audio frames ({} B), "
+            "out {} text / {} audio frames ({} B), {} errors, {} reconnects",
             time.monotonic() - self._started,
             code,
             reason,
-            c.frames_in,
-            c.bytes_in,
-            c.frames_out,
-            c.bytes_out,
+            t.in_text,
+            t.in_audio,
+            t.in_text_bytes + t.in_audio_bytes,
+            t.out_text,
+            t.out_audio,
+            t.out_text_bytes + t.out_audio_bytes,
             c.errors,
             c.reconnects,
         )
@@ -229,7 +235,7 @@ class Session:
     # ------------------------------------------------------------------------------ pumps
 
     async def _from_client(self) -> None:
-        receive, translator, metrics = self._ws.receive, self.translator, self._metrics
+        receive, translator, traffic = self._ws.receive, self.translator, self.counters.traffic
         max_bytes = self._limits.max_message_bytes
         while True:
             message = await receive()
@@ -238,14 +244,14 @@ class Session:
                 return
             now = self._last_seen = time.monotonic()
             data: str | bytes | None = message.get("bytes")
-            binary = data is not None
             if data is None:
                 data = message.get("text") or ""
+                traffic.in_text += 1
+                traffic.in_text_bytes += len(data)
+            else:
+                traffic.in_audio += 1
+                traffic.in_audio_bytes += len(data)
             size = len(data)
-            self.counters.frames_in += 1
-            self.counters.bytes_in += size
-            (metrics.in_audio if binary else metrics.in_text).inc()
-            (metrics.in_audio_bytes if binary else metrics.in_text_bytes).inc(size)
             if size > max_bytes:
                 self._send_error("message_too_large", f"messages are limited to {max_bytes} bytes")
                 raise CloseSession(1009, f"message over {max_bytes} bytes")
@@ -285,21 +291,20 @@ class Session:
                 self._wake.set()
 
     async def _to_client(self) -> None:
-        outgoing, ws, metrics = self._outgoing, self._ws, self._metrics
-        while True:
-            await outgoing.ready.wait()
-            while outgoing.frames:
-                frame = outgoing.frames.popleft()
-                outgoing.size -= len(frame)
-                if isinstance(frame, bytes):
-                    await ws.send_bytes(frame)
-                    metrics.out_audio.inc()
-                    metrics.out_audio_bytes.inc(len(frame))
-                else:
-                    await ws.send_text(frame)
-                    metrics.out_text.inc()
-                    metrics.out_text_bytes.inc(len(frame))
-            outgoing.ready.clear()
+        outgoing, ws = self._outgoing, self._ws
+        try:
+            while True:
+                await outgoing.ready.wait()
+                while outgoing.frames:
+                    frame = outgoing.frames.popleft()
+                    outgoing.size -= len(frame)
+                    if isinstance(frame, bytes):
+                        await ws.send_bytes(frame)
+                    else:
+                        await ws.send_text(frame)
+                outgoing.ready.clear()
+        except (WebSocketDisconnect, WebSocketDisconnected):
+            self.log.debug("> client left while being sent to")
 
     async def _run_tools(self) -> None:
         """Run the model's tool calls concurrently with the audio; owned by this pump."""
@@ -422,10 +427,16 @@ class Session:
         )
 
     def _deliver(self, frames: list[ClientFrame]) -> None:
+        traffic = self.counters.traffic
         for frame in frames:
-            data = frame if isinstance(frame, bytes) else orjson.dumps(frame).decode()
-            self.counters.frames_out += 1
-            self.counters.bytes_out += len(data)
+            if isinstance(frame, bytes):
+                data: str | bytes = frame
+                traffic.out_audio += 1
+                traffic.out_audio_bytes += len(frame)
+            else:
+                data = orjson.dumps(frame).decode()
+                traffic.out_text += 1
+                traffic.out_text_bytes += len(data)
             self._outgoing.put(data)
 
     def _send_error(
