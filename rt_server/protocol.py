@@ -15,7 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, TypeAlias, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Literal,
+    NotRequired,
+    TypeAlias,
+    TypeVar,
+    Union,
+    get_args,
+    get_type_hints,
+)
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from pydantic_core import ErrorDetails
@@ -36,15 +47,15 @@ Handler: TypeAlias = Callable[[Any, Any, float], "Outbox"]
 class ClientProtocol:
     """The client messages of one dialect: a TypedDict and a handler per ``type``."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, tag: str = "type") -> None:
         self.name = name
+        self.tag = tag  # the key that tells messages apart (Twilio's is "event")
         self._types: dict[str, type[Any]] = {}
         self._handlers: dict[str, Handler] = {}
 
     def add(self, message: type[M], handler: Callable[[T, M, float], Outbox]) -> None:
-        """Declare a message type (its ``type`` Literal is the key) and who handles it."""
-        tag = message.__annotations__["type"]
-        kind = TypeAdapter(tag).json_schema()["const"]
+        """Declare a message type (its ``tag`` Literal is the key) and who handles it."""
+        [kind] = get_args(get_type_hints(message)[self.tag])
         self._types[kind] = message
         self._handlers[kind] = handler
         self.__dict__.pop("_adapter", None)  # rebuild the parser with the new type
@@ -54,8 +65,8 @@ class ClientProtocol:
         try:
             message: Mapping[str, Any] = self._adapter.validate_json(raw)
         except ValidationError as exc:
-            raise client_error(exc.errors(include_url=False)[0]) from None
-        return message, self._handlers[message["type"]]
+            raise client_error(exc.errors(include_url=False)[0], self.tag) from None
+        return message, self._handlers[message[self.tag]]
 
     def schema(self) -> dict[str, Any]:
         """JSON Schema of every message a client of this dialect may send."""
@@ -64,12 +75,12 @@ class ClientProtocol:
     @cached_property
     def _adapter(self) -> TypeAdapter[Any]:
         union = Union[tuple(self._types.values())]  # type: ignore[valid-type]  # noqa: UP007
-        annotated: Any = Annotated[union, Field(discriminator="type")]
+        annotated: Any = Annotated[union, Field(discriminator=self.tag)]
         return TypeAdapter(annotated)
 
 
-def client_error(error: ErrorDetails) -> ClientError:
-    """The client-facing error for a pydantic validation failure."""
+def client_error(error: ErrorDetails, tag: str = "type") -> ClientError:
+    """The client-facing error for a pydantic validation failure (``tag``: the type key)."""
     kind = error["type"]
     field = ".".join(str(part) for part in error["loc"][1:])
     if kind == "json_invalid":
@@ -79,12 +90,12 @@ def client_error(error: ErrorDetails) -> ClientError:
     if kind in ("dict_type", "model_type", "typed_dict_type"):
         return ClientError("not_an_object", "a message must be a JSON object")
     if kind == "union_tag_not_found":
-        return ClientError("missing_type", "the message has no string 'type'")
+        return ClientError("missing_type", f"the message has no string {tag!r}")
     if kind == "union_tag_invalid":
-        tag = error["input"].get("type") if isinstance(error["input"], dict) else None
-        if tag is None:
-            return ClientError("missing_type", "the message 'type' is null")
-        return ClientError("unknown_type", f"unknown message type {tag!r}")
+        value = error["input"].get(tag) if isinstance(error["input"], dict) else None
+        if value is None:
+            return ClientError("missing_type", f"the message {tag!r} is null")
+        return ClientError("unknown_type", f"unknown message {tag} {value!r}")
     if kind == "missing":
         return ClientError("missing_field", f"missing field {field!r}")
     return ClientError("invalid_field", f"field {field!r}: {error['msg']}")

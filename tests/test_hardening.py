@@ -141,20 +141,17 @@ async def test_audio_far_faster_than_real_time_is_refused(emulator: RunningEmula
     assert ws.close_code == 1008
 
 
-async def test_idle_clients_are_closed(emulator: RunningEmulator) -> None:
-    async with running_server(limited(emulator, idle_timeout_seconds=1.0)) as server:
+@pytest.mark.parametrize(
+    ("limit", "code"),
+    [("idle_timeout_seconds", "idle_timeout"), ("max_session_seconds", "session_expired")],
+)
+async def test_idle_and_overlong_sessions_are_closed(
+    emulator: RunningEmulator, limit: str, code: str
+) -> None:
+    async with running_server(limited(emulator, **{limit: 1.0})) as server:
         async with client(server.ws_url) as ws:
             await connected(ws)
-            assert await error_code(ws) == "idle_timeout"
-            await ws.wait_closed()
-    assert ws.close_code == 1000
-
-
-async def test_sessions_end_at_their_length_limit(emulator: RunningEmulator) -> None:
-    async with running_server(limited(emulator, max_session_seconds=1.0)) as server:
-        async with client(server.ws_url) as ws:
-            await connected(ws)
-            assert await error_code(ws) == "session_expired"
+            assert await error_code(ws) == code
             await ws.wait_closed()
     assert ws.close_code == 1000
 

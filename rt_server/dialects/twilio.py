@@ -20,27 +20,22 @@ read an error message, and an error frame would make Twilio end the stream.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import (
-    Annotated,
     Any,
     ClassVar,
     Literal,
     NotRequired,
     TypeAlias,
-    Union,
-    get_args,
-    get_type_hints,
 )
 
 from loguru import logger
-from pydantic import Field, TypeAdapter, ValidationError, with_config
+from pydantic import TypeAdapter, with_config
 from typing_extensions import TypedDict
 
 from rt_server.errors import ClientError, ErrorCode
-from rt_server.protocol import STRICT, ClientProtocol, Handler, M, T, client_error
+from rt_server.protocol import STRICT, ClientProtocol
 from rt_server.session import CloseSession
 from rt_server.translate import BackendEvent, ClientFrame, Outbox, Playback, Translator
 
@@ -196,35 +191,6 @@ def server_schema() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the protocol
-
-
-class EventProtocol(ClientProtocol):
-    """A :class:`ClientProtocol` whose messages are told apart by ``event``, as Twilio's are."""
-
-    def add(self, message: type[M], handler: Callable[[T, M, float], Outbox]) -> None:
-        [kind] = get_args(get_type_hints(message)["event"])
-        self._types[kind] = message
-        self._handlers[kind] = handler
-        self.__dict__.pop("_adapter", None)  # rebuild the parser with the new type
-
-    def parse(self, raw: str | bytes) -> tuple[Mapping[str, Any], Handler]:
-        try:
-            message: Mapping[str, Any] = self._adapter.validate_json(raw)
-        except ValidationError as exc:
-            error = exc.errors(include_url=False)[0]
-            if error["type"] == "union_tag_invalid":
-                tag = error["input"].get("event") if isinstance(error["input"], dict) else None
-                raise ClientError("unknown_type", f"unknown event {tag!r}") from None
-            if error["type"] == "union_tag_not_found":
-                raise ClientError("missing_type", "the message has no string 'event'") from None
-            raise client_error(error) from None
-        return message, self._handlers[message["event"]]
-
-    @cached_property
-    def _adapter(self) -> TypeAdapter[Any]:
-        union = Union[tuple(self._types.values())]  # type: ignore[valid-type]  # noqa: UP007
-        annotated: Any = Annotated[union, Field(discriminator="event")]
-        return TypeAdapter(annotated)
 
 
 # --------------------------------------------------------------------------- the translator
@@ -458,7 +424,7 @@ def _ignore(t: TwilioTranslator, message: Mapping[str, Any], now: float) -> Outb
     return Outbox()
 
 
-PROTOCOL = EventProtocol("twilio")
+PROTOCOL = ClientProtocol("twilio", tag="event")
 PROTOCOL.add(Connected, _ignore)
 PROTOCOL.add(Start, TwilioTranslator.on_start)
 PROTOCOL.add(Media, TwilioTranslator.on_media)
