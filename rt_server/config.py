@@ -68,6 +68,7 @@ class Settings:
     public_url: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
     monitor_buffer: int = 1000
+    record_audio_dir: str | None = None
     # Conversation records: an async SQLAlchemy URL (None: not recorded; see _records_url).
     records_url: str | None = field(default=None, repr=False)
     records_retention_days: int = 30
@@ -111,6 +112,7 @@ class Settings:
             public_url=get.url("PUBLIC_URL"),
             twilio_auth_token=get.text("TWILIO_AUTH_TOKEN"),
             monitor_buffer=get.integer("MONITOR_BUFFER", 1000, low=1),
+            record_audio_dir=get.text("RECORD_AUDIO_DIR"),
             records_url=_records_url(get),
             records_retention_days=get.integer("RECORDS_RETENTION_DAYS", 30, low=0),
             records_queue=get.integer("RECORDS_QUEUE", 100_000, low=100),

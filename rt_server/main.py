@@ -11,6 +11,7 @@ import ipaddress
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
@@ -69,7 +70,10 @@ def create_app(
             app.state.records = records
             monitor = Monitor(resolved.monitor_buffer)
             everyone = (*observers, monitor, *records.observers)
-            services = Services(started, resolved.limits, registry, metrics, everyone)
+            audio_dir = Path(resolved.record_audio_dir) if resolved.record_audio_dir else None
+            services = Services(
+                started, resolved.limits, registry, metrics, everyone, record_audio=audio_dir
+            )
             runtime = app.state.runtime = Runtime(resolved, services, monitor)
             async with drain_on_signal(runtime):
                 logger.info("rt_server ready: backend {}, {} tools", started.name, len(registry))

@@ -15,6 +15,7 @@ import uuid
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from starlette.websockets import (
     WebSocketState,
 )
 
+from rt_server.audio_recording import AudioRecording
 from rt_server.backends import Backend, BackendConnection
 from rt_server.config import Limits
 from rt_server.errors import BackendClosed, BackendError, ClientError, ErrorCode
@@ -46,6 +48,7 @@ class Services:
     tools: ToolRegistry = field(default_factory=ToolRegistry)
     metrics: Metrics = field(default_factory=Metrics)
     observers: tuple[Observer, ...] = ()
+    record_audio: Path | None = None  # a directory: record both sides' audio there
 
 
 class CloseSession(Exception):
@@ -113,6 +116,11 @@ class Session:
         self._last_seen = self._last_backend = self._started
         self._drain_until: float | None = None
         self._audio_ms = 0.0
+        self._recording = (
+            AudioRecording(services.record_audio, self.id, translator.audio_format)
+            if services.record_audio is not None
+            else None
+        )
         peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
         self.info = SessionInfo(
             self.id, dialect, services.backend.name, translator.profile.name, time.time(), peer
@@ -195,16 +203,21 @@ class Session:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _pumps(self) -> list[Coroutine[Any, Any, None]]:
-        return [
+        pumps = [
             self._from_client(),
             self._from_backend(),
             self._to_client(),
             self._run_tools(),
             self._watchdog(),
         ]
+        if self._recording is not None:
+            pumps.append(self._record(self._recording))
+        return pumps
 
     async def _close(self, code: int, reason: str) -> None:
         self._live.clear()
+        if self._recording is not None:
+            await self._recording.close()
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await self._conn.aclose()
@@ -278,6 +291,8 @@ class Session:
                 await self._reconnect(exc)
                 continue
             now = self._last_backend = time.monotonic()
+            if self._recording is not None and event.get("type") == "response.output_audio.delta":
+                self._recording.assistant(event["delta"])
             out = translator.backend_event(event, now)
             if out.client:
                 self._deliver(out.client)
@@ -327,6 +342,12 @@ class Session:
         out = self.translator.tool_result(call, output)
         self._notes(out)
         await self._to_backend(out)
+
+    async def _record(self, recording: AudioRecording) -> None:
+        """Write recorded audio about once a second, off the audio path."""
+        while True:
+            await asyncio.sleep(1.0)
+            await recording.flush()
 
     async def _watchdog(self) -> None:
         """Enforce session length, idle time, stalled replies and the shutdown drain."""
@@ -387,6 +408,8 @@ class Session:
         if out.client:
             self._deliver(out.client)
         for event in out.backend:
+            if self._recording is not None and event["type"] == "input_audio_buffer.append":
+                self._recording.user(event["audio"])
             while True:
                 await self._live.wait()
                 connection = self._conn
