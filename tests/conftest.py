@@ -25,6 +25,17 @@ def openai_settings(emulator_url: str, **changes: object) -> Settings:
     return replace(settings, **changes)  # type: ignore[arg-type]
 
 
+def azure_settings(emulator_url: str, **changes: object) -> Settings:
+    """Settings for an Azure backend (GA path, key auth) pointed at an emulator."""
+    settings = Settings(
+        backend="azure",
+        azure_endpoint=emulator_url,
+        azure_deployment="my-realtime",
+        azure_api_key=API_KEY,
+    )
+    return replace(settings, **changes)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 async def emulator() -> AsyncIterator[RunningEmulator]:
     async with run_emulator(EmulatorConfig(api_key=API_KEY)) as running:

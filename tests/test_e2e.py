@@ -14,7 +14,7 @@ from rt_server.backends import create_backend
 from rt_server.config import Limits, Settings
 from rt_server.emulator import EmulatorConfig, RunningEmulator, run_emulator
 from rt_server.serving import serve
-from tests.conftest import API_KEY, openai_settings
+from tests.conftest import API_KEY, azure_settings, openai_settings
 from tests.harness import (
     RunningServer,
     client,
@@ -70,13 +70,7 @@ async def test_health(server: RunningServer) -> None:
 
 
 async def test_azure_ga_with_key(emulator: RunningEmulator) -> None:
-    settings = Settings(
-        backend="azure",
-        azure_endpoint=emulator.http_url,
-        azure_deployment="my-realtime",
-        azure_api_key=API_KEY,
-    )
-    async with running_server(settings) as server:
+    async with running_server(azure_settings(emulator.http_url)) as server:
         turn = await text_turn(server.ws_url, "azure ga", emulator)
     assert "azure ga" in turn.text
     [connection] = turn.connections
@@ -85,13 +79,7 @@ async def test_azure_ga_with_key(emulator: RunningEmulator) -> None:
 
 
 async def test_azure_preview_speaks_beta_names_normalised(emulator: RunningEmulator) -> None:
-    settings = Settings(
-        backend="azure",
-        azure_endpoint=emulator.http_url,
-        azure_deployment="my-realtime",
-        azure_api_key=API_KEY,
-        azure_api_version="2025-04-01-preview",
-    )
+    settings = azure_settings(emulator.http_url, azure_api_version="2025-04-01-preview")
     async with running_server(settings) as server:
         turn = await text_turn(server.ws_url, "azure preview", emulator)
     assert "azure preview" in turn.text

@@ -10,10 +10,9 @@ import httpx
 import pytest
 from openai import AsyncOpenAI
 
-from rt_server.config import Settings
 from rt_server.emulator import RunningEmulator
 from rt_server.profile import Profile
-from tests.conftest import API_KEY, openai_settings
+from tests.conftest import API_KEY, azure_settings, openai_settings
 from tests.harness import running_server
 from tests.records.test_records import weather_tools
 
@@ -54,13 +53,7 @@ async def test_openai_secret_carries_the_profile_and_tools(emulator: RunningEmul
 
 
 async def test_azure_ga_secret_goes_to_the_v1_path(emulator: RunningEmulator) -> None:
-    settings = Settings(
-        backend="azure",
-        azure_endpoint=emulator.http_url,
-        azure_deployment="my-realtime",
-        azure_api_key=API_KEY,
-        client_secret_seconds=120,
-    )
+    settings = azure_settings(emulator.http_url, client_secret_seconds=120)
     async with running_server(settings) as server:
         response = await mint(server.http_url)
     assert response.status_code == 200, response.text
