@@ -16,8 +16,10 @@ from typing import Any, BinaryIO
 
 from loguru import logger
 
-# WAV format tags, sample widths and rates of the Realtime API's audio formats.
-_WAV = {"audio/pcm": (1, 2, 24000), "audio/pcmu": (7, 1, 8000), "audio/pcma": (6, 1, 8000)}
+from rt_server.translate import AUDIO_FORMATS
+
+# WAV format tags of the Realtime API's audio formats: PCM, mu-law, A-law.
+_WAV_TAGS = {"audio/pcm": 1, "audio/pcmu": 7, "audio/pcma": 6}
 
 
 class AudioRecording:
@@ -28,7 +30,9 @@ class AudioRecording:
             directory / f"{session_id}-user.wav",
             directory / f"{session_id}-assistant.wav",
         )
-        self._format = _WAV[audio_format["type"]]
+        kind = audio_format["type"]
+        rate, width = AUDIO_FORMATS[kind]
+        self._format = (_WAV_TAGS[kind], width, rate)
         self._pending: tuple[list[str], list[str]] = ([], [])
         self._files: list[BinaryIO] = []
         self.failed = False

@@ -28,7 +28,7 @@ from starlette.websockets import (
 )
 
 from rt_server.audio_recording import AudioRecording
-from rt_server.backends import Backend, BackendConnection
+from rt_server.backends import Backend, BackendConnection, BackendEvent
 from rt_server.config import Limits
 from rt_server.errors import BackendClosed, BackendError, ClientError, ErrorCode
 from rt_server.metrics import Metrics, Traffic
@@ -85,6 +85,16 @@ class _Outgoing:
         self.frames.append(frame)
         self.ready.set()
 
+    async def drain(self, websocket: WebSocket) -> None:
+        """Send every queued frame, in order."""
+        while self.frames:
+            frame = self.frames.popleft()
+            self.size -= len(frame)
+            if isinstance(frame, bytes):
+                await websocket.send_bytes(frame)
+            else:
+                await websocket.send_text(frame)
+
 
 class Session:
     """One client, speaking one dialect, with its own backend connection."""
@@ -139,7 +149,7 @@ class Session:
         close_code, reason = 1000, "session ended"
         try:
             await self._connect()
-            await self._to_backend(Outbox(backend=self.translator.welcome()))
+            await self._send_backend(self.translator.welcome())
             await self._pump()
         except CloseSession as exc:
             close_code, reason = exc.code, exc.reason
@@ -276,10 +286,8 @@ class Session:
             except ClientError as exc:
                 self._send_error(exc.code, exc.message)
                 continue
-            if out.notes:
-                self._notes(out)
-            self._meter_audio(out)
-            await self._to_backend(out)
+            self._account_audio(out.backend)
+            await self._apply(out)
 
     async def _from_backend(self) -> None:
         translator = self.translator
@@ -293,15 +301,7 @@ class Session:
             now = self._last_backend = time.monotonic()
             if self._recording is not None and event.get("type") == "response.output_audio.delta":
                 self._recording.assistant(event["delta"])
-            out = translator.backend_event(event, now)
-            if out.client:
-                self._deliver(out.client)
-            if out.notes:
-                self._notes(out)
-            for call in out.calls:
-                self._calls.put_nowait(call)
-            if out.backend:
-                await self._to_backend(Outbox(backend=out.backend))
+            await self._apply(translator.backend_event(event, now))
             if self._drain_until is not None:
                 self._wake.set()
 
@@ -310,13 +310,7 @@ class Session:
         try:
             while True:
                 await outgoing.ready.wait()
-                while outgoing.frames:
-                    frame = outgoing.frames.popleft()
-                    outgoing.size -= len(frame)
-                    if isinstance(frame, bytes):
-                        await ws.send_bytes(frame)
-                    else:
-                        await ws.send_text(frame)
+                await outgoing.drain(ws)
                 outgoing.ready.clear()
         except (WebSocketDisconnect, WebSocketDisconnected):
             self.log.debug("> client left while being sent to")
@@ -339,9 +333,7 @@ class Session:
         self.log.info("> tool {} ({} B of arguments)", call.name, len(call.arguments))
         self._metrics.tool_calls.labels(call.name).inc()
         output = await self._services.tools.run(call)
-        out = self.translator.tool_result(call, output)
-        self._notes(out)
-        await self._to_backend(out)
+        await self._apply(self.translator.tool_result(call, output))
 
     async def _record(self, recording: AudioRecording) -> None:
         """Write recorded audio about once a second, off the audio path."""
@@ -404,12 +396,19 @@ class Session:
 
     # ---------------------------------------------------------------------------- helpers
 
-    async def _to_backend(self, out: Outbox) -> None:
+    async def _apply(self, out: Outbox) -> None:
+        """Act on what the translator returned: frames, notes, tool calls, backend events."""
         if out.client:
             self._deliver(out.client)
-        for event in out.backend:
-            if self._recording is not None and event["type"] == "input_audio_buffer.append":
-                self._recording.user(event["audio"])
+        for note in out.notes:
+            self._observe("session_note", note)
+        for call in out.calls:
+            self._calls.put_nowait(call)
+        if out.backend:
+            await self._send_backend(out.backend)
+
+    async def _send_backend(self, events: list[BackendEvent]) -> None:
+        for event in events:
             while True:
                 await self._live.wait()
                 connection = self._conn
@@ -468,13 +467,9 @@ class Session:
         self.counters.errors += 1
         self._metrics.error(code)
         self.log.info("> error {}: {}", code, message)
-        self._notes(Outbox(notes=[Note("error", {"code": code, "message": message})]))
+        self._observe("session_note", Note("error", {"code": code, "message": message}))
         with contextlib.suppress(CloseSession):
             self._deliver(self.translator.render_error(code, message, retry_after))
-
-    def _notes(self, out: Outbox) -> None:
-        for note in out.notes:
-            self._observe("session_note", note)
 
     def _observe(self, event: str, *args: Any) -> None:
         for observer in self._services.observers:
@@ -483,10 +478,13 @@ class Session:
             except Exception:
                 self.log.exception("observer {} failed on {}", type(observer).__name__, event)
 
-    def _meter_audio(self, out: Outbox) -> None:
-        """Refuse audio sent far faster than real time (a client flooding the backend)."""
-        for event in out.backend:
+    def _account_audio(self, events: list[BackendEvent]) -> None:
+        """Record the client's audio if asked, and refuse audio sent far faster than real
+        time (a client flooding the backend)."""
+        for event in events:
             if event["type"] == "input_audio_buffer.append":
+                if self._recording is not None:
+                    self._recording.user(event["audio"])
                 # base64: 4 characters per 3 bytes
                 self._audio_ms += len(event["audio"]) * 3 / 4 / self.translator.bytes_per_ms
         elapsed_ms = (time.monotonic() - self._started) * 1000.0
@@ -504,9 +502,4 @@ class Session:
             return
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
-                while self._outgoing.frames:
-                    frame = self._outgoing.frames.popleft()
-                    if isinstance(frame, bytes):
-                        await self._ws.send_bytes(frame)
-                    else:
-                        await self._ws.send_text(frame)
+                await self._outgoing.drain(self._ws)

@@ -35,7 +35,14 @@ from rt_server.protocol import (
 BackendEvent: TypeAlias = dict[str, Any]
 ClientFrame: TypeAlias = Mapping[str, Any] | bytes
 
-_INTERNAL = "rt_"  # event_id prefix of events the server sends on its own behalf
+_INTERNAL = "rt_"
+
+#: The Realtime API's audio formats: sample rate and bytes per sample (mono).
+AUDIO_FORMATS = {
+    "audio/pcm": (24000, 2),
+    "audio/pcmu": (8000, 1),
+    "audio/pcma": (8000, 1),
+}  # event_id prefix of events the server sends on its own behalf
 
 NoteKind: TypeAlias = Literal[
     "user_text",
@@ -122,7 +129,12 @@ class Translator:
     audio_format: dict[str, Any] = field(
         default_factory=lambda: {"type": "audio/pcm", "rate": 24000}
     )
-    bytes_per_ms: int = 48
+
+    @property
+    def bytes_per_ms(self) -> int:
+        """Bytes of ``audio_format`` audio per millisecond."""
+        rate, width = AUDIO_FORMATS[self.audio_format["type"]]
+        return rate * width // 1000
 
     # ------------------------------------------------------------------ towards the backend
 

@@ -221,7 +221,6 @@ class TwilioTranslator(Translator):
     protocol: ClassVar[ClientProtocol]
 
     audio_format: dict[str, Any] = field(default_factory=lambda: {"type": "audio/pcmu"})
-    bytes_per_ms: int = 8
     stream_sid: str | None = None
     call_sid: str | None = None
     parameters: dict[str, str] = field(default_factory=dict)
