@@ -24,7 +24,7 @@ import orjson
 import uvloop
 from websockets.asyncio.client import connect
 
-from benchmarks import procs
+from rt_server.serving import free_port
 
 FRAME = bytes(960)
 _SINK = """
@@ -250,7 +250,7 @@ async def socket_pieces(calls: int, rounds: int, port: int) -> dict[str, float]:
 
 def run(calls: int = 20000, rounds: int = 5) -> dict[str, Any]:
     """Every piece, in CPU microseconds per call."""
-    port = procs.free_port()
+    port = free_port()
     sink = subprocess.Popen(
         [sys.executable, "-c", _SINK, str(port)], stdout=subprocess.PIPE, text=True
     )

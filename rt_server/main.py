@@ -37,6 +37,7 @@ from rt_server.session import Services
 from rt_server.shutdown import drain_on_signal
 from rt_server.tools import ToolRegistry, load_tools
 from rt_server.translate import Translator
+from rt_server.web import mount_web_client
 
 
 def create_app(
@@ -86,7 +87,7 @@ def create_app(
     mount_monitor(app)
     mount_records(app)
     mount_client_secrets(app)
-    _mount_web_client(app)
+    mount_web_client(app)
     return app
 
 
@@ -188,12 +189,6 @@ def _warn_about_exposure(settings: Settings) -> None:
         "spend your Realtime quota. Set CLIENT_TOKENS (see README, 'Security').",
         settings.host,
     )
-
-
-def _mount_web_client(app: FastAPI) -> None:
-    from rt_server.web import mount_web_client
-
-    mount_web_client(app)
 
 
 def run() -> None:

@@ -34,6 +34,14 @@ class Served:
         return f"ws://{self.host}:{self.port}"
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now, for a server started by another process."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 class _QuietServer(uvicorn.Server):
     """A uvicorn server that does not take over SIGINT/SIGTERM from its host process."""
 

@@ -9,7 +9,8 @@ import sys
 
 import httpx
 
-from tests.test_shutdown import free_port, wait_until_listening
+from rt_server.serving import free_port
+from tests.test_shutdown import wait_until_listening
 
 RUN = "from rt_server.main import run; run()"
 

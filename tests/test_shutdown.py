@@ -5,18 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 
 import pytest
 
+from rt_server.serving import free_port
 from tests.harness import client, connected, is_type, send_json, until
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_until_listening(port: int, process: asyncio.subprocess.Process) -> None:

@@ -27,6 +27,8 @@ import numpy as np
 import orjson
 from websockets.asyncio.client import connect
 
+from rt_server.serving import free_port
+
 FRAME_MS = 20
 RATE = 24000
 
@@ -100,12 +102,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_for(port: int) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -121,7 +117,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",

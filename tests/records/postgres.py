@@ -12,11 +12,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from rt_server.serving import free_port
 
 
 def find_bin() -> Path | None:
@@ -27,12 +28,6 @@ def find_bin() -> Path | None:
     for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True):
         return Path(candidate).parent
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run_as() -> list[str]:
@@ -99,7 +94,7 @@ def start_cluster() -> Cluster:
     bin = find_bin()
     assert bin is not None
     root = Path(tempfile.mkdtemp(prefix="rt-pg-"))
-    cluster = Cluster(bin, root, _free_port())
+    cluster = Cluster(bin, root, free_port())
     cluster.init()
     cluster.start()
     return cluster
