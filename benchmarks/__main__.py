@@ -55,7 +55,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--profile", action="store_true", help="run rt_server under cProfile")
     p.add_argument("--experiment", help="apply a labelled hot-path experiment to rt_server")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for rt_server (repeatable), e.g. BACKEND_SOCKET=sdk",
+    )
+    args = p.parse_args(argv)
+    if bad := [item for item in args.env if "=" not in item]:
+        p.error(f"--env takes NAME=VALUE, got {bad[0]!r}")
+    return args
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -91,7 +101,8 @@ def shared_servers(
         yield None
         return
     profile = args.out / "rt_server_profile" if args.profile else None
-    with procs.pair(root, profile=profile, experiment=args.experiment) as pair:
+    env = dict(item.split("=", 1) for item in args.env)
+    with procs.pair(root, profile=profile, experiment=args.experiment, env=env) as pair:
         yield pair
 
 

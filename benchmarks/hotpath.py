@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 import uvloop
-from websockets.asyncio.client import connect
 
+from rt_server.config import SocketKind
 from rt_server.serving import free_port
 
 FRAME = bytes(960)
@@ -185,67 +185,43 @@ async def best_us_interleaved(
 
 async def socket_pieces(calls: int, rounds: int, port: int) -> dict[str, float]:
     """Sending one append event to the backend, and a backend round trip (send an event,
-    receive one back), on the websocket client stacks rt_server could use towards the
-    backend: the openai SDK (websockets underneath, what rt_server uses), websockets alone,
-    and aiohttp (already a dependency; its frame reader is compiled). The sink runs in
-    another process; only the client side is timed."""
-    import aiohttp
+    receive one back), through rt_server's own backend connections on both sockets
+    (``BACKEND_SOCKET``): aiohttp and the openai SDK. The sink runs in another process;
+    only rt_server's side is timed."""
     from openai import AsyncOpenAI
 
-    text = orjson.dumps(
-        {"type": "input_audio_buffer.append", "audio": base64.b64encode(FRAME).decode()}
-    )
-    as_str = text.decode()
-    options: Any = {"compression": None, "max_size": None}
-    client = AsyncOpenAI(api_key="sk-bench", base_url=f"http://127.0.0.1:{port}/v1")
-    echo_client = AsyncOpenAI(api_key="sk-bench", base_url=f"http://127.0.0.1:{port}/echo")
-    async with (
-        client.realtime.connect(model="m", websocket_connection_options=options) as sdk,
-        echo_client.realtime.connect(model="m", websocket_connection_options=options) as e_sdk,
-        connect(f"ws://127.0.0.1:{port}/", compression=None) as ws,
-        connect(f"ws://127.0.0.1:{port}/echo", compression=None) as e_ws,
-        aiohttp.ClientSession() as session,
-        session.ws_connect(f"ws://127.0.0.1:{port}/echo", compress=0) as e_aio,
-    ):
+    from rt_server.backends import BackendConnection
+    from rt_server.backends.openai import OpenAIBackend
 
-        async def sdk_send() -> None:
-            await sdk.send_raw(as_str)
+    event = {"type": "input_audio_buffer.append", "audio": base64.b64encode(FRAME).decode()}
+    bodies: dict[str, Callable[[], Awaitable[None]]] = {}
+    backends: list[tuple[OpenAIBackend, BackendConnection]] = []
+    sockets: tuple[SocketKind, ...] = ("sdk", "aiohttp")
+    for socket in sockets:
+        for path in ("sink", "echo"):
+            client = AsyncOpenAI(api_key="sk-bench", base_url=f"http://127.0.0.1:{port}/{path}")
+            backend = OpenAIBackend(client, "m", socket=socket)
+            connection = await backend.connect()
+            backends.append((backend, connection))
+            if path == "sink":
 
-        async def bypass_send() -> None:
-            await sdk._connection.send(text, text=True)
+                async def send(c: Any = connection) -> None:
+                    await c.send(event)
 
-        async def ws_send() -> None:
-            await ws.send(text, text=True)
+                bodies[f"backend send: {socket} socket"] = send
+            else:
 
-        async def sdk_echo() -> None:
-            await e_sdk.send_raw(as_str)
-            orjson.loads(await e_sdk.recv_bytes())
+                async def echo(c: Any = connection) -> None:
+                    await c.send(event)
+                    await c.recv()
 
-        async def ws_echo() -> None:
-            await e_ws.send(text, text=True)
-            orjson.loads(await e_ws.recv(decode=False))
-
-        async def aio_echo() -> None:
-            await e_aio.send_str(as_str)
-            orjson.loads((await e_aio.receive()).data)
-
-        out = await best_us_interleaved(
-            calls,
-            rounds,
-            {
-                "backend send: SDK send_raw(str) (current)": sdk_send,
-                "backend send: SDK's websocket send(bytes, text=True) (sdk_send_bypass)": (
-                    bypass_send
-                ),
-                "backend send: plain websockets connection, same send": ws_send,
-                "backend round trip: SDK send_raw + recv_bytes (current)": sdk_echo,
-                "backend round trip: websockets send + recv": ws_echo,
-                "backend round trip: aiohttp send_str + receive": aio_echo,
-            },
-        )
-    await client.close()
-    await echo_client.close()
-    return out
+                bodies[f"backend round trip: {socket} socket"] = echo
+    try:
+        return await best_us_interleaved(calls, rounds, bodies)
+    finally:
+        for backend, connection in backends:
+            await connection.aclose()
+            await backend.aclose()
 
 
 def run(calls: int = 20000, rounds: int = 5) -> dict[str, Any]:
@@ -267,59 +243,6 @@ def run(calls: int = 20000, rounds: int = 5) -> dict[str, Any]:
         sink.terminate()
         sink.wait()
     return {"calls": calls, "rounds": rounds, "us_per_call": pieces}
-
-
-async def echo_pieces(calls: int, rounds: int, port: int) -> dict[str, float]:
-    """A backend round trip (send an event, receive one back) on three client stacks.
-
-    The websocket client rt_server uses towards the backend: the openai SDK (websockets
-    underneath), websockets alone, and aiohttp (already a dependency; its frame reader is
-    compiled). The echo server runs in another process; only the client side is timed.
-    """
-    import aiohttp
-    from openai import AsyncOpenAI
-
-    text = orjson.dumps(
-        {"type": "input_audio_buffer.append", "audio": base64.b64encode(FRAME).decode()}
-    )
-    out: dict[str, float] = {}
-    client = AsyncOpenAI(api_key="sk-bench", base_url=f"http://127.0.0.1:{port}/echo")
-    options: Any = {"compression": None, "max_size": None}
-    async with client.realtime.connect(
-        model="gpt-realtime", websocket_connection_options=options
-    ) as sdk:
-
-        async def via_sdk() -> None:
-            await sdk.send_raw(text.decode())
-            orjson.loads(await sdk.recv_bytes())
-
-        out["backend round trip: SDK send_raw + recv_bytes (current)"] = await best_us_async(
-            calls, rounds, via_sdk
-        )
-    await client.close()
-    async with connect(f"ws://127.0.0.1:{port}/echo", compression=None) as ws:
-
-        async def via_websockets() -> None:
-            await ws.send(text, text=True)
-            orjson.loads(await ws.recv(decode=False))
-
-        out["backend round trip: websockets send + recv"] = await best_us_async(
-            calls, rounds, via_websockets
-        )
-    async with (
-        aiohttp.ClientSession() as session,
-        session.ws_connect(f"ws://127.0.0.1:{port}/echo", compress=0) as aws,
-    ):
-        as_str = text.decode()
-
-        async def via_aiohttp() -> None:
-            await aws.send_str(as_str)
-            orjson.loads((await aws.receive()).data)
-
-        out["backend round trip: aiohttp send_str + receive"] = await best_us_async(
-            calls, rounds, via_aiohttp
-        )
-    return out
 
 
 def main() -> None:

@@ -211,14 +211,16 @@ def rt_server(
     profile: Path | None = None,
     profiler: str = "cprofile",
     experiment: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Child]:
     """rt_server as deployed (the ``rt-server`` console script: uvicorn, one worker).
 
     ``profile`` runs it under pyinstrument and writes the report there on exit;
-    ``experiment`` applies a labelled hot-path experiment from :mod:`benchmarks.experiments`.
+    ``experiment`` applies a labelled hot-path experiment from :mod:`benchmarks.experiments`;
+    ``env`` adds settings (``BACKEND_SOCKET=sdk``, say) to its environment.
     """
     port = free_port()
-    env = server_env(emulator_port, port)
+    env = {**server_env(emulator_port, port), **(env or {})}
     if profile is None and experiment is None:
         argv = [str(Path(sys.executable).parent / "rt-server")]
     else:
@@ -246,10 +248,13 @@ def pair(
     profile: Path | None = None,
     profiler: str = "cprofile",
     experiment: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Pair]:
     with (
         emulator(root) as emu,
-        rt_server(emu.port, root, profile=profile, profiler=profiler, experiment=experiment) as srv,
+        rt_server(
+            emu.port, root, profile=profile, profiler=profiler, experiment=experiment, env=env
+        ) as srv,
     ):
         yield Pair(emu, srv)
 

@@ -1,5 +1,6 @@
 """End to end: a real rt_server on loopback, a real WebSocket client, the emulator behind
-the real openai SDK (OpenAI, Azure GA with a key, Azure preview, Azure managed identity)."""
+it (OpenAI, Azure GA with a key, Azure preview, Azure managed identity), on both backend
+sockets: aiohttp and the real openai SDK's ``client.realtime.connect()``."""
 
 from __future__ import annotations
 
@@ -51,14 +52,32 @@ class Turn:
     connections: list[dict[str, Any]]
 
 
+#: The user agent each backend socket announces: proof of which one connected.
+AGENTS = {"aiohttp": "rt-server", "sdk": "AsyncOpenAI/Python"}
+
+
+@pytest.fixture(params=sorted(AGENTS))
+def socket(request: pytest.FixtureRequest) -> str:
+    """Each test that takes it runs on both backend sockets."""
+    name: str = request.param
+    return name
+
+
+def assert_socket(connection: dict[str, Any], socket: str) -> None:
+    assert connection["user_agent"].startswith(AGENTS[socket]), connection["user_agent"]
+
+
 async def test_openai_text_turn_streams_text_and_audio(
-    emulator: RunningEmulator, server: RunningServer
+    emulator: RunningEmulator, socket: str
 ) -> None:
-    turn = await text_turn(server.ws_url, "hello there", emulator)
+    settings = openai_settings(emulator.http_url, backend_socket=socket)
+    async with running_server(settings) as server:
+        turn = await text_turn(server.ws_url, "hello there", emulator)
     assert "hello there" in turn.text
     assert turn.audio > 0 and turn.audio % 2 == 0
     [connection] = turn.connections
     assert (connection["path"], connection["model"]) == ("/v1/realtime", "gpt-realtime")
+    assert_socket(connection, socket)
 
 
 async def test_health(server: RunningServer) -> None:
@@ -69,29 +88,36 @@ async def test_health(server: RunningServer) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_azure_ga_with_key(emulator: RunningEmulator) -> None:
-    async with running_server(azure_settings(emulator.http_url)) as server:
+async def test_azure_ga_with_key(emulator: RunningEmulator, socket: str) -> None:
+    settings = azure_settings(emulator.http_url, backend_socket=socket)
+    async with running_server(settings) as server:
         turn = await text_turn(server.ws_url, "azure ga", emulator)
     assert "azure ga" in turn.text
     [connection] = turn.connections
     assert (connection["path"], connection["dialect"]) == ("/openai/v1/realtime", "ga")
     assert connection["model"] == "my-realtime"
+    assert_socket(connection, socket)
 
 
-async def test_azure_preview_speaks_beta_names_normalised(emulator: RunningEmulator) -> None:
-    settings = azure_settings(emulator.http_url, azure_api_version="2025-04-01-preview")
+async def test_azure_preview_speaks_beta_names_normalised(
+    emulator: RunningEmulator, socket: str
+) -> None:
+    settings = azure_settings(
+        emulator.http_url, azure_api_version="2025-04-01-preview", backend_socket=socket
+    )
     async with running_server(settings) as server:
         turn = await text_turn(server.ws_url, "azure preview", emulator)
     assert "azure preview" in turn.text
     assert turn.audio > 0
     [connection] = turn.connections
     assert (connection["path"], connection["dialect"]) == ("/openai/realtime", "beta")
+    assert_socket(connection, socket)
     # The flat beta session shape arrived and was understood.
     assert connection["session"]["input_audio_transcription"]["model"] == "whisper-1"
 
 
 async def test_azure_managed_identity_through_app_service_endpoint(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, socket: str
 ) -> None:
     identity = IdentityEndpoint(secret="identity-header-secret")
     async with (
@@ -103,7 +129,10 @@ async def test_azure_managed_identity_through_app_service_endpoint(
         for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
             monkeypatch.delenv(name, raising=False)
         settings = Settings(
-            backend="azure", azure_endpoint=emulator.http_url, azure_deployment="dep"
+            backend="azure",
+            backend_socket=socket,  # type: ignore[arg-type]
+            azure_endpoint=emulator.http_url,
+            azure_deployment="dep",
         )
         async with running_server(settings) as server:
             first = await text_turn(server.ws_url, "first")
@@ -180,10 +209,11 @@ async def test_fifty_concurrent_sessions_get_only_their_own_replies(
 
 
 async def test_client_disconnect_closes_the_backend_within_a_second(
-    emulator: RunningEmulator, server: RunningServer
+    emulator: RunningEmulator, socket: str
 ) -> None:
     state = emulator.state
-    async with client(server.ws_url) as ws:
+    settings = openai_settings(emulator.http_url, backend_socket=socket)
+    async with running_server(settings) as server, client(server.ws_url) as ws:
         await connected(ws)
         assert state.active_connections == 1
     async with asyncio.timeout(1.0):
@@ -223,14 +253,14 @@ async def faulty() -> AsyncIterator[RunningEmulator]:
     ],
 )
 async def test_refused_handshake_is_told_to_the_client(
-    faulty: RunningEmulator, status: int, code: str, close: int
+    faulty: RunningEmulator, status: int, code: str, close: int, socket: str
 ) -> None:
     from rt_server.emulator import Faults
 
     faulty.state.set_faults(
         Faults(handshake_status=status, retry_after=7 if status == 429 else None)
     )
-    settings = openai_settings(faulty.http_url)
+    settings = openai_settings(faulty.http_url, backend_socket=socket)
     async with running_server(settings) as server, client(server.ws_url) as ws:
         error, before = await until(ws, is_type("error"))
         assert before == []  # never "connected" first
@@ -241,8 +271,9 @@ async def test_refused_handshake_is_told_to_the_client(
         assert ws.close_code == close
 
 
-async def test_unreachable_backend_is_told_to_the_client() -> None:
-    settings = openai_settings("http://127.0.0.1:9")  # discard port: nothing listens
+async def test_unreachable_backend_is_told_to_the_client(socket: str) -> None:
+    # The discard port: nothing listens.
+    settings = openai_settings("http://127.0.0.1:9", backend_socket=socket)
     async with running_server(settings) as server, client(server.ws_url) as ws:
         error, _ = await until(ws, is_type("error"))
         assert isinstance(error, dict) and error["code"] == "backend_unreachable"
@@ -250,8 +281,8 @@ async def test_unreachable_backend_is_told_to_the_client() -> None:
         assert ws.close_code == 1013
 
 
-async def test_wrong_api_key_is_an_auth_failure(emulator: RunningEmulator) -> None:
-    settings = openai_settings(emulator.http_url, openai_api_key="sk-wrong")
+async def test_wrong_api_key_is_an_auth_failure(emulator: RunningEmulator, socket: str) -> None:
+    settings = openai_settings(emulator.http_url, openai_api_key="sk-wrong", backend_socket=socket)
     async with running_server(settings) as server, client(server.ws_url) as ws:
         error, _ = await until(ws, is_type("error"))
         assert isinstance(error, dict) and error["code"] == "backend_auth_failed"

@@ -12,13 +12,13 @@ __all__ = ["Backend", "BackendConnection", "BackendEvent", "create_backend"]
 
 def create_backend(settings: Settings) -> Backend:
     """The backend that ``settings.backend`` names, not yet started."""
-    timeout = settings.limits.backend_connect_timeout
+    timeout, socket = settings.limits.backend_connect_timeout, settings.backend_socket
     match settings.backend:
         case "openai":
             from rt_server.backends.openai import OpenAIBackend
 
             client = AsyncOpenAI(api_key=settings.openai_api_key, base_url=settings.openai_base_url)
-            return OpenAIBackend(client, settings.openai_model, timeout=timeout)
+            return OpenAIBackend(client, settings.openai_model, timeout=timeout, socket=socket)
         case "azure":
             from rt_server.backends.azure import AzureBackend
 
@@ -30,8 +30,9 @@ def create_backend(settings: Settings) -> Backend:
                 api_key=settings.azure_api_key,
                 api_version=settings.azure_api_version,
                 timeout=timeout,
+                socket=socket,
             )
         case "emulator":
             from rt_server.backends.emulator import EmulatorBackend
 
-            return EmulatorBackend(model=settings.openai_model, timeout=timeout)
+            return EmulatorBackend(model=settings.openai_model, timeout=timeout, socket=socket)

@@ -19,6 +19,7 @@ from openai import AsyncOpenAI
 from rt_server.backends import preview
 from rt_server.backends.base import BackendEvent
 from rt_server.backends.openai import OpenAIBackend, backend_errors
+from rt_server.backends.sockets import SocketKind
 
 if TYPE_CHECKING:
     from azure.identity.aio import DefaultAzureCredential
@@ -39,6 +40,7 @@ class AzureBackend(OpenAIBackend):
         api_key: str | None = None,
         api_version: str | None = None,
         timeout: float = 15.0,
+        socket: SocketKind = "aiohttp",
     ) -> None:
         self._credential: DefaultAzureCredential | None = None
         key: str | Callable[[], Awaitable[str]]
@@ -49,13 +51,15 @@ class AzureBackend(OpenAIBackend):
             key = get_bearer_token_provider(self._credential, SCOPE)
         else:
             key = api_key
+        self._key = key
         path = "/openai" if api_version else "/openai/v1"
         client = AsyncOpenAI(
             api_key=key,
             base_url=f"{endpoint}/openai/v1",
             websocket_base_url=_websocket_url(endpoint) + path,
         )
-        super().__init__(client, None if api_version else deployment, timeout=timeout)
+        model = None if api_version else deployment
+        super().__init__(client, model, timeout=timeout, socket=socket)
         self._api_key = api_key
         self._api_version = api_version
         self._deployment = deployment
@@ -69,6 +73,9 @@ class AzureBackend(OpenAIBackend):
     async def client_secret(self, session: dict[str, Any], *, seconds: int) -> dict[str, Any]:
         # GA path (/openai/v1), for the preview API versions too; the model is the deployment.
         return await super().client_secret({**session, "model": self._deployment}, seconds=seconds)
+
+    async def _bearer(self) -> str:
+        return self._key if isinstance(self._key, str) else await self._key()
 
     def _extra_query(self) -> dict[str, str]:
         if self._api_version:

@@ -1,7 +1,7 @@
 """The embedded emulator: ``BACKEND=emulator`` serves a working assistant offline.
 
 The emulator runs on a loopback port inside this process and is reached through the same
-SDK path as OpenAI, so the embedded mode exercises exactly the production code.
+backend code as OpenAI, so the embedded mode exercises exactly the production code.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 from openai import AsyncOpenAI
 
 from rt_server.backends.openai import OpenAIBackend
+from rt_server.backends.sockets import SocketKind
 
 
 class EmulatorBackend(OpenAIBackend):
@@ -18,8 +19,10 @@ class EmulatorBackend(OpenAIBackend):
 
     name = "emulator"
 
-    def __init__(self, *, model: str, timeout: float = 15.0) -> None:
-        super().__init__(AsyncOpenAI(api_key="emulator"), model, timeout=timeout)
+    def __init__(
+        self, *, model: str, timeout: float = 15.0, socket: SocketKind = "aiohttp"
+    ) -> None:
+        super().__init__(AsyncOpenAI(api_key="emulator"), model, timeout=timeout, socket=socket)
         self._stack = AsyncExitStack()
 
     async def start(self) -> None:

@@ -1,88 +1,115 @@
-"""The OpenAI Realtime backend, through the SDK's GA ``client.realtime.connect()``.
+"""The OpenAI Realtime backend: GA ``/realtime`` over a WebSocket, the SDK for REST.
 
-The hot path stays raw: events are read with ``recv_bytes()`` and decoded once with
-orjson, and sent with ``send_raw()``; no pydantic model is built per event. Foreign
-exceptions (websockets, OS errors, credential errors) become :class:`BackendError` here,
-in :func:`backend_errors`, and nowhere else.
+``connect()`` opens the session's WebSocket on the socket ``BACKEND_SOCKET`` names (see
+:mod:`.sockets`): aiohttp by default, or the SDK's ``client.realtime.connect()``. Both
+reach the same URL with the same credential; the hot path stays raw either way (events
+decoded once with orjson, no pydantic model per event). Client secrets go through the
+SDK's REST client. Foreign exceptions (aiohttp, websockets, OS and credential errors)
+become :class:`BackendError` here, in :func:`backend_errors`, and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlencode
 
+import aiohttp
 import orjson
 from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI, omit
-from openai.resources.realtime.realtime import AsyncRealtimeConnection
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from rt_server.backends.base import Backend, BackendConnection, BackendEvent
-from rt_server.errors import BackendClosed, BackendError
+from rt_server.backends.sockets import (
+    CLOSE_TIMEOUT,
+    MAX_MESSAGE_BYTES,
+    AiohttpConnection,
+    SdkConnection,
+    SocketKind,
+)
+from rt_server.errors import BackendError
 
-Normalise = Callable[[BackendEvent], BackendEvent]
-
-# PCM does not compress: permessage-deflate would only cost CPU on both ends. A short
-# close_timeout ends the backend connection within a second of the client leaving; the
-# SDK's TypedDict does not list it, but it passes every option on to websockets.
-_WS_OPTIONS: Any = {"compression": None, "max_size": 16 * 1024 * 1024, "close_timeout": 1.0}
-
-
-class SdkConnection(BackendConnection):
-    """A live SDK connection; ``receive``/``emit`` adapt a dialect (identity for GA)."""
-
-    def __init__(
-        self, connection: AsyncRealtimeConnection, *, receive: Normalise, emit: Normalise
-    ) -> None:
-        self._connection = connection
-        self._receive = receive
-        self._emit = emit
-
-    async def send(self, event: BackendEvent) -> None:
-        data = orjson.dumps(self._emit(event)).decode()
-        try:
-            await self._connection.send_raw(data)
-        except ConnectionClosed as exc:
-            raise _closed(exc) from None
-
-    async def recv(self) -> BackendEvent:
-        try:
-            raw = await self._connection.recv_bytes()
-        except ConnectionClosed as exc:
-            raise _closed(exc) from None
-        event: BackendEvent = orjson.loads(raw)
-        return self._receive(event)
-
-    async def aclose(self) -> None:
-        await self._connection.close()
+# PCM does not compress: permessage-deflate would only cost CPU on both ends. The SDK's
+# TypedDict does not list close_timeout, but it passes every option on to websockets.
+_SDK_WS_OPTIONS: Any = {
+    "compression": None,
+    "max_size": MAX_MESSAGE_BYTES,
+    "close_timeout": CLOSE_TIMEOUT,
+}
+_USER_AGENT = "rt-server"
 
 
 class OpenAIBackend(Backend):
     """OpenAI's Realtime API, or anything that speaks it (a gateway, the emulator).
 
     Subclasses change where and how to connect through the hooks ``_model``,
-    ``_extra_query``, ``_extra_headers`` and the ``receive``/``emit`` dialect pair.
+    ``_extra_query``, ``_extra_headers``, ``_bearer`` and the ``receive``/``emit``
+    dialect pair.
     """
 
     name = "openai"
 
-    def __init__(self, client: AsyncOpenAI, model: str | None, *, timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        model: str | None,
+        *,
+        timeout: float = 15.0,
+        socket: SocketKind = "aiohttp",
+    ) -> None:
         self._client = client
         self._model = model
         self._timeout = timeout
-        self._ws_options: Any = {**_WS_OPTIONS, "open_timeout": timeout}
+        self._socket = socket
+        self._http: aiohttp.ClientSession | None = None
 
     async def connect(self) -> BackendConnection:
         with backend_errors():
-            manager = self._client.realtime.connect(
-                model=self._model if self._model is not None else omit,
-                extra_query=self._extra_query(),
-                extra_headers=self._extra_headers(),
-                websocket_connection_options=self._ws_options,
-            )
-            connection = await asyncio.wait_for(manager.enter(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                if self._socket == "sdk":
+                    return await self._connect_sdk()
+                return await self._connect_aiohttp()
+
+    async def _connect_aiohttp(self) -> BackendConnection:
+        if self._http is None:
+            # limit=0: every session holds its connection for as long as it lasts.
+            connector = aiohttp.TCPConnector(limit=0)
+            self._http = aiohttp.ClientSession(connector=connector)
+        headers = {
+            "Authorization": f"Bearer {await self._bearer()}",
+            "User-Agent": _USER_AGENT,
+            **self._extra_headers(),
+        }
+        ws = await self._http.ws_connect(
+            self.websocket_url(),
+            headers=headers,
+            compress=0,
+            max_msg_size=MAX_MESSAGE_BYTES,
+            decode_text=False,
+            timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT),
+        )
+        return AiohttpConnection(ws, receive=self.receive, emit=self.emit)
+
+    async def _connect_sdk(self) -> BackendConnection:
+        manager = self._client.realtime.connect(
+            model=self._model if self._model is not None else omit,
+            extra_query=self._extra_query(),
+            extra_headers=self._extra_headers(),
+            websocket_connection_options=_SDK_WS_OPTIONS,
+        )
+        connection = await manager.enter()
         return SdkConnection(connection, receive=self.receive, emit=self.emit)
+
+    def websocket_url(self) -> str:
+        """The Realtime WebSocket URL, as the SDK builds it from the same client."""
+        base = str(self._client.websocket_base_url or self._client.base_url)
+        scheme, rest = base.split("://", 1)
+        base = {"http": "ws", "https": "wss"}.get(scheme, scheme) + "://" + rest
+        query = {"model": self._model} if self._model is not None else {}
+        query.update(self._extra_query())
+        return f"{base.rstrip('/')}/realtime?{urlencode(query)}"
 
     def receive(self, event: BackendEvent) -> BackendEvent:
         """Normalise a received event to GA names (GA services: nothing to do)."""
@@ -105,6 +132,10 @@ class OpenAIBackend(Backend):
         answer: dict[str, Any] = orjson.loads(response.content)
         return answer
 
+    async def _bearer(self) -> str:
+        """The bearer credential for this connect (an API key, or a fresh token)."""
+        return self._client.api_key
+
     def _extra_query(self) -> dict[str, str]:
         return {}
 
@@ -112,6 +143,8 @@ class OpenAIBackend(Backend):
         return {}
 
     async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.close()
         await self._client.close()
 
 
@@ -132,6 +165,9 @@ def backend_errors() -> Iterator[None]:
         raise BackendError(
             "backend_unreachable", f"cannot reach the backend ({exc})", retryable=True
         ) from None
+    except aiohttp.WSServerHandshakeError as exc:
+        retry_after = exc.headers.get("Retry-After") if exc.headers else None
+        raise _status_error(exc.status, retry_after) from None
     except InvalidStatus as exc:
         status, retry_after = exc.response.status_code, exc.response.headers.get("Retry-After")
         raise _status_error(status, retry_after) from None
@@ -139,7 +175,7 @@ def backend_errors() -> Iterator[None]:
         raise BackendError(
             "backend_timeout", "the backend did not answer", retryable=True
         ) from None
-    except (OSError, InvalidHandshake) as exc:
+    except (OSError, InvalidHandshake, aiohttp.ClientError) as exc:
         raise BackendError(
             "backend_unreachable",
             f"cannot reach the backend ({type(exc).__name__})",
@@ -183,9 +219,3 @@ def _seconds(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
-
-
-def _closed(exc: ConnectionClosed) -> BackendClosed:
-    code = exc.rcvd.code if exc.rcvd is not None else None
-    reason = exc.rcvd.reason if exc.rcvd is not None and exc.rcvd.reason else "no reason given"
-    return BackendClosed(f"the backend closed the session ({code}: {reason})", close_code=code)

@@ -345,7 +345,8 @@ async def _serve_realtime(
         return
     secret = state.client_secrets.get(credential or "")
     await websocket.accept(subprotocol="realtime" if "realtime" in subprotocols else None)
-    info = state.open(websocket.url.path, route.dialect, route.model)
+    user_agent = websocket.headers.get("user-agent", "")
+    info = state.open(websocket.url.path, route.dialect, route.model, user_agent)
     conversation = Conversation(
         config,
         model=route.model,

@@ -19,6 +19,7 @@ class ConnectionInfo:
     path: str
     dialect: Dialect
     model: str
+    user_agent: str = ""
     events_in: int = 0
     events_out: int = 0
     session: dict[str, Any] | None = None
@@ -33,6 +34,7 @@ class ConnectionInfo:
             "path": self.path,
             "dialect": self.dialect,
             "model": self.model,
+            "user_agent": self.user_agent,
             "events_in": self.events_in,
             "events_out": self.events_out,
             "session": session,
@@ -72,9 +74,9 @@ class EmulatorState:
         faults, self.once = (self.once or self.faults), None
         return faults
 
-    def open(self, path: str, dialect: Dialect, model: str) -> ConnectionInfo:
+    def open(self, path: str, dialect: Dialect, model: str, user_agent: str = "") -> ConnectionInfo:
         self.total_connections += 1
-        info = ConnectionInfo(f"conn{next(self._ids)}", path, dialect, model)
+        info = ConnectionInfo(f"conn{next(self._ids)}", path, dialect, model, user_agent)
         self.connections[info.id] = info
         return info
 

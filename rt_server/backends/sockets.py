@@ -1,0 +1,106 @@
+"""The two sockets a backend connection can ride on, behind one ``BackendConnection``.
+
+``aiohttp`` (the default, ``BACKEND_SOCKET=aiohttp``) frames WebSocket messages in
+compiled code and is where the audio hot path spends least: text frames are read as
+bytes and decoded once by orjson, and sent from orjson's bytes without a ``str`` in
+between. ``sdk`` (``BACKEND_SOCKET=sdk``) is the openai SDK's GA
+``client.realtime.connect()``: the SDK's own handshake, ``recv_bytes()`` and
+``send_raw()`` over python-websockets; it carries a reconnect send queue that rt_server
+does not need (sessions reconnect and replay on their own), which is why it costs more
+per event. Both end the same way: a closed socket is :class:`BackendClosed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+import aiohttp
+import orjson
+from openai.resources.realtime.realtime import AsyncRealtimeConnection
+from websockets.exceptions import ConnectionClosed
+
+from rt_server.backends.base import BackendConnection, BackendEvent
+from rt_server.config import SocketKind
+from rt_server.errors import BackendClosed
+
+__all__ = ["AiohttpConnection", "SdkConnection", "SocketKind"]
+
+Normalise: TypeAlias = Callable[[BackendEvent], BackendEvent]
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+CLOSE_TIMEOUT = 1.0  # a client's departure closes its backend connection within a second
+
+_TEXT = aiohttp.WSMsgType.TEXT
+_BINARY = aiohttp.WSMsgType.BINARY
+
+
+class AiohttpConnection(BackendConnection):
+    """A Realtime session on an aiohttp WebSocket; ``receive``/``emit`` adapt a dialect."""
+
+    def __init__(
+        self, ws: aiohttp.ClientWebSocketResponse[Any], *, receive: Normalise, emit: Normalise
+    ) -> None:
+        self._ws = ws
+        self._receive = receive
+        self._emit = emit
+
+    async def send(self, event: BackendEvent) -> None:
+        try:
+            await self._ws.send_frame(orjson.dumps(self._emit(event)), _TEXT)
+        except ConnectionError:
+            raise self._closed() from None
+
+    async def recv(self) -> BackendEvent:
+        message = await self._ws.receive()
+        if message.type is _TEXT or message.type is _BINARY:
+            event: BackendEvent = orjson.loads(message.data)
+            return self._receive(event)
+        if message.type is aiohttp.WSMsgType.CLOSE:
+            raise self._closed(message.extra)
+        raise self._closed()
+
+    def _closed(self, reason: str | None = None) -> BackendClosed:
+        code = self._ws.close_code
+        return BackendClosed(
+            f"the backend closed the session ({code}: {reason or 'no reason given'})",
+            close_code=code,
+        )
+
+    async def aclose(self) -> None:
+        await self._ws.close()
+
+
+class SdkConnection(BackendConnection):
+    """A Realtime session on the openai SDK's connection (python-websockets)."""
+
+    def __init__(
+        self, connection: AsyncRealtimeConnection, *, receive: Normalise, emit: Normalise
+    ) -> None:
+        self._connection = connection
+        self._receive = receive
+        self._emit = emit
+
+    async def send(self, event: BackendEvent) -> None:
+        data = orjson.dumps(self._emit(event)).decode()
+        try:
+            await self._connection.send_raw(data)
+        except ConnectionClosed as exc:
+            raise _sdk_closed(exc) from None
+
+    async def recv(self) -> BackendEvent:
+        try:
+            raw = await self._connection.recv_bytes()
+        except ConnectionClosed as exc:
+            raise _sdk_closed(exc) from None
+        event: BackendEvent = orjson.loads(raw)
+        return self._receive(event)
+
+    async def aclose(self) -> None:
+        await self._connection.close()
+
+
+def _sdk_closed(exc: ConnectionClosed) -> BackendClosed:
+    code = exc.rcvd.code if exc.rcvd is not None else None
+    reason = exc.rcvd.reason if exc.rcvd is not None and exc.rcvd.reason else "no reason given"
+    return BackendClosed(f"the backend closed the session ({code}: {reason})", close_code=code)
