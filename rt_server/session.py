@@ -441,8 +441,8 @@ class Session:
                 continue
             self.counters.reconnects += 1
             self._metrics.reconnects.inc()
-            self.translator.responding = False
             self._send_error("backend_reconnected", "the assistant connection is restored")
+            await self._apply(self.translator.resume())
             return
         raise BackendError(
             "backend_closed", "the assistant connection dropped and could not be restored"

@@ -197,13 +197,12 @@ class Translator:
             "role": "user",
             "content": [{"type": "input_text", "text": text}],
         }
-        return Outbox(
-            backend=[
-                {"type": "conversation.item.create", "item": item},
-                {"type": "response.create"},
-            ],
+        out = Outbox(
+            backend=[{"type": "conversation.item.create", "item": item}],
             notes=[Note("user_text", {"text": text})],
         )
+        self._request_reply(out)
+        return out
 
     def commit(self) -> Outbox:
         """End a push-to-talk turn (turn detection off); the reply follows the commit."""
@@ -229,9 +228,21 @@ class Translator:
                 Note("tool_result", {"name": call.name, "call_id": call.call_id, "output": output})
             ],
         )
-        self.reply_due = True
+        self._request_reply(out)
+        return out
+
+    def resume(self) -> Outbox:
+        """On a fresh backend after a reconnect: nothing runs there; ask for a reply due."""
+        self.responding = False
+        out = Outbox()
         self._reply_if_due(out)
         return out
+
+    def _request_reply(self, out: Outbox) -> None:
+        """Ask for a reply now, or once the one in progress is done: the Realtime API runs
+        one response at a time and refuses a second (a question typed over an answer)."""
+        self.reply_due = True
+        self._reply_if_due(out)
 
     # ------------------------------------------------------------------ towards the client
 
@@ -265,7 +276,9 @@ class Translator:
                 return Outbox()
             case "input_audio_buffer.committed" if self.reply_on_commit:
                 self.reply_on_commit = False
-                return Outbox(backend=[{"type": "response.create"}])
+                out = Outbox()
+                self._request_reply(out)
+                return out
             case "response.done":
                 return self._response_done(event)
             case "error":

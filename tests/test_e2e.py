@@ -287,3 +287,18 @@ async def test_wrong_api_key_is_an_auth_failure(emulator: RunningEmulator, socke
         error, _ = await until(ws, is_type("error"))
         assert isinstance(error, dict) and error["code"] == "backend_auth_failed"
         assert "sk-wrong" not in error["message"]
+
+
+async def test_a_question_sent_during_an_answer_is_answered_after_it(
+    server: RunningServer,
+) -> None:
+    async with client(server.ws_url) as ws:
+        await connected(ws)
+        await send_json(ws, {"type": "user_message", "text": "first question"})
+        await send_json(ws, {"type": "user_message", "text": "second question"})
+        _, first = await until(ws, is_type("control", "text_done"))
+        _, second = await until(ws, is_type("control", "text_done"))
+    errors = [f for f in first + second if isinstance(f, dict) and f["type"] == "error"]
+    assert errors == []
+    assert "first question" in text_of(first)
+    assert "second question" in text_of(second)

@@ -57,6 +57,31 @@ def test_user_message_becomes_item_and_response() -> None:
     assert out.client == []
 
 
+def test_a_question_typed_over_an_answer_is_answered_after_it() -> None:
+    t = Translator(Profile())
+    first = t.client_text('{"type":"user_message","text":"one"}', 0.0)
+    assert [e["type"] for e in first.backend] == ["conversation.item.create", "response.create"]
+    # Before the backend even said response.created, a second question must not ask for a
+    # second response: the Realtime API refuses one while another is active.
+    second = t.client_text('{"type":"user_message","text":"two"}', 0.0)
+    assert [e["type"] for e in second.backend] == ["conversation.item.create"]
+    t.backend_event({"type": "response.created"}, 0.0)
+    done = t.backend_event({"type": "response.done", "response": {"status": "completed"}}, 0.0)
+    assert done.backend == [{"type": "response.create"}]
+    assert t.responding
+    last = t.backend_event({"type": "response.done", "response": {"status": "completed"}}, 0.0)
+    assert last.backend == []
+
+
+def test_a_reply_still_due_is_asked_for_on_a_fresh_backend() -> None:
+    t = Translator(Profile())
+    t.client_text('{"type":"user_message","text":"one"}', 0.0)
+    t.client_text('{"type":"user_message","text":"two"}', 0.0)
+    # The backend dropped before answering: the new one runs nothing yet.
+    assert t.resume().backend == [{"type": "response.create"}]
+    assert t.resume().backend == []
+
+
 def test_audio_frames_are_appended_byte_exact() -> None:
     pcm = bytes(range(256)) * 4
     out = Translator(Profile()).client_audio(pcm, 0.0)
