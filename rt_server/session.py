@@ -286,7 +286,7 @@ class Session:
             except ClientError as exc:
                 self._send_error(exc.code, exc.message)
                 continue
-            self._account_audio(out.backend)
+            self._account_audio(out.backend, now)
             await self._apply(out)
 
     async def _from_backend(self) -> None:
@@ -410,7 +410,8 @@ class Session:
     async def _send_backend(self, events: list[BackendEvent]) -> None:
         for event in events:
             while True:
-                await self._live.wait()
+                if not self._live.is_set():
+                    await self._live.wait()
                 connection = self._conn
                 assert connection is not None
                 try:
@@ -478,7 +479,7 @@ class Session:
             except Exception:
                 self.log.exception("observer {} failed on {}", type(observer).__name__, event)
 
-    def _account_audio(self, events: list[BackendEvent]) -> None:
+    def _account_audio(self, events: list[BackendEvent], now: float) -> None:
         """Record the client's audio if asked, and refuse audio sent far faster than real
         time (a client flooding the backend)."""
         for event in events:
@@ -486,8 +487,8 @@ class Session:
                 if self._recording is not None:
                     self._recording.user(event["audio"])
                 # base64: 4 characters per 3 bytes
-                self._audio_ms += len(event["audio"]) * 3 / 4 / self.translator.bytes_per_ms
-        elapsed_ms = (time.monotonic() - self._started) * 1000.0
+                self._audio_ms += len(event["audio"]) * 0.75 / self.translator.bytes_per_ms
+        elapsed_ms = (now - self._started) * 1000.0
         allowed = elapsed_ms * self._limits.max_audio_realtime_factor + _AUDIO_BURST_MS
         if self._audio_ms > allowed:
             self._send_error(

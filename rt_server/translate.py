@@ -130,11 +130,12 @@ class Translator:
         default_factory=lambda: {"type": "audio/pcm", "rate": 24000}
     )
 
-    @property
-    def bytes_per_ms(self) -> int:
-        """Bytes of ``audio_format`` audio per millisecond."""
+    #: Bytes of ``audio_format`` audio per millisecond (derived, read per frame).
+    bytes_per_ms: int = field(init=False)
+
+    def __post_init__(self) -> None:
         rate, width = AUDIO_FORMATS[self.audio_format["type"]]
-        return rate * width // 1000
+        self.bytes_per_ms = rate * width // 1000
 
     # ------------------------------------------------------------------ towards the backend
 
