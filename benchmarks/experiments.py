@@ -34,8 +34,7 @@ def _uvicorn_ws(implementation: str) -> Callable[[], None]:
 
 
 EXPERIMENTS: dict[str, Callable[[], None]] = {
-    "ws_legacy": _uvicorn_ws("websockets"),
-    "ws_wsproto": _uvicorn_ws("wsproto"),
+    "ws_legacy": _uvicorn_ws("websockets"),  # uvicorn's legacy websockets protocol
 }
 
 

@@ -14,20 +14,18 @@ import gc
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
-
 from benchmarks import procs
-from benchmarks.wire import open_session
+from benchmarks.wire import Socket, open_session
 
 TARGET_KB = 100.0
 _SETTLE_S = 1.0
 _CONCURRENCY = 32
 
 
-async def _open(port: int, count: int) -> list[ClientConnection]:
+async def _open(port: int, count: int) -> list[Socket]:
     gate = asyncio.Semaphore(_CONCURRENCY)
 
-    async def one() -> ClientConnection:
+    async def one() -> Socket:
         async with gate:
             return await open_session("through", port)
 
@@ -48,7 +46,7 @@ async def run(
         for ws in await _open(srv.port, 1):
             await ws.close()
         baseline = await _rss_settled(srv, settle)
-        sockets: list[ClientConnection] = []
+        sockets: list[Socket] = []
         try:
             for level in levels:
                 sockets += await _open(srv.port, level - len(sockets))

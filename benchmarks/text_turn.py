@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection
 
 from benchmarks import procs
 from benchmarks.stats import added, percentiles
-from benchmarks.wire import WAYS, Way, open_session
+from benchmarks.wire import WAYS, Socket, Way, open_session
 
 TEXT = "ping"
 _USER_MESSAGE = orjson.dumps({"type": "user_message", "text": TEXT}).decode()
@@ -38,14 +37,14 @@ _DELTAS = {b"response.output_audio_transcript.delta", b"response.output_text.del
 _DONES = {b"response.output_audio_transcript.done", b"response.output_text.done"}
 
 
-async def _through(ws: ClientConnection) -> tuple[int, int]:
+async def _through(ws: Socket) -> tuple[int, int]:
     start = time.perf_counter_ns()
     await ws.send(_USER_MESSAGE)
     first = 0
     while True:
-        raw = await ws.recv(decode=False)
-        if raw[:1] != b"{":
-            continue  # reply audio (binary); a JSON text frame always starts with "{"
+        raw = await ws.recv()
+        if isinstance(raw, bytes):
+            continue  # reply audio
         event = orjson.loads(raw)
         kind, now = event["type"], time.perf_counter_ns()
         if kind == "text_delta" and not first:
@@ -56,13 +55,13 @@ async def _through(ws: ClientConnection) -> tuple[int, int]:
             raise RuntimeError(f"rt_server sent an error: {event}")
 
 
-async def _direct(ws: ClientConnection) -> tuple[int, int]:
+async def _direct(ws: Socket) -> tuple[int, int]:
     start = time.perf_counter_ns()
     await ws.send(_ITEM_CREATE)
     await ws.send(_RESPONSE_CREATE)
     first = done = 0
     while True:
-        event = orjson.loads(await ws.recv(decode=False))
+        event = orjson.loads(await ws.recv())
         kind, now = event["type"].encode(), time.perf_counter_ns()
         if kind in _DELTAS and not first:
             first = now
@@ -74,7 +73,7 @@ async def _direct(ws: ClientConnection) -> tuple[int, int]:
             raise RuntimeError(f"the emulator sent an error: {event}")
 
 
-async def _turn(way: Way, ws: ClientConnection) -> tuple[int, int]:
+async def _turn(way: Way, ws: Socket) -> tuple[int, int]:
     return await (_through(ws) if way == "through" else _direct(ws))
 
 

@@ -32,11 +32,10 @@ from typing import Any
 import numpy as np
 import orjson
 import psutil
-from websockets.asyncio.client import ClientConnection
 
 from benchmarks import procs
 from benchmarks.stats import added, percentiles
-from benchmarks.wire import WAYS, Way, open_session
+from benchmarks.wire import WAYS, Socket, Way, open_session
 
 FRAME_BYTES = 960  # 20 ms of PCM16 mono at 24 kHz
 PERIOD_S = 0.020
@@ -110,7 +109,7 @@ class _Receiver:
         self._rtts = rtts
         self._tally = tally
 
-    async def run(self, ws: ClientConnection) -> None:
+    async def run(self, ws: Socket) -> None:
         async for raw in ws:
             now = time.monotonic_ns()
             if self._direct:
@@ -128,17 +127,17 @@ class _Receiver:
                 self._rtts.append(now - sent)
 
 
-async def _open_all(job: Job) -> list[ClientConnection]:
+async def _open_all(job: Job) -> list[Socket]:
     gate = asyncio.Semaphore(_CONNECT_CONCURRENCY)
 
-    async def one() -> ClientConnection:
+    async def one() -> Socket:
         async with gate:
             return await open_session(job.way, job.port)
 
     return list(await asyncio.gather(*(one() for _ in job.sessions)))
 
 
-async def _stream(job: Job, sockets: list[ClientConnection], start_at: float) -> list[float]:
+async def _stream(job: Job, sockets: list[Socket], start_at: float) -> list[float]:
     """Send every frame of every session on time; return how late each send was (s)."""
     phases = [PERIOD_S * s / job.total_sessions for s in job.sessions]
     direct = job.way == "direct"
