@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import WebSocket
 from fastapi.responses import JSONResponse
@@ -24,7 +24,7 @@ from rt_server.translate import Translator
 if TYPE_CHECKING:
     from rt_server.monitor import Monitor
 
-TranslatorFactory = Callable[[Profile, list[dict[str, Any]]], Translator]
+TranslatorFactory = Callable[..., Translator]  # (profile, tools, *, coalesce_ms): a dialect
 
 
 @dataclass(slots=True)
@@ -69,7 +69,9 @@ async def serve_session(
         await websocket.close(close, code)
         return
     assert profile is not None
-    translator = make(profile, runtime.services.tools.schemas())
+    translator = make(
+        profile, runtime.services.tools.schemas(), coalesce_ms=settings.audio_coalesce_ms
+    )
     session = Session(
         websocket,
         translator,

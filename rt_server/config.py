@@ -76,6 +76,7 @@ class Settings:
     records_retention_days: int = 30
     records_queue: int = 100_000
     client_secret_seconds: int = 600
+    audio_coalesce_ms: int = 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -120,6 +121,7 @@ class Settings:
             records_retention_days=get.integer("RECORDS_RETENTION_DAYS", 30, low=0),
             records_queue=get.integer("RECORDS_QUEUE", 100_000, low=100),
             client_secret_seconds=get.integer("CLIENT_SECRET_SECONDS", 600, low=10, high=7200),
+            audio_coalesce_ms=get.integer("AUDIO_COALESCE_MS", 20, low=0, high=200),
         )
         settings.check()
         return settings

@@ -130,12 +130,18 @@ class Translator:
         default_factory=lambda: {"type": "audio/pcm", "rate": 24000}
     )
 
+    #: Client audio frames shorter than this are held and appended together (0: never).
+    coalesce_ms: int = 0
+
     #: Bytes of ``audio_format`` audio per millisecond (derived, read per frame).
     bytes_per_ms: int = field(init=False)
+    _coalesce_bytes: int = field(init=False)
+    _coalescing: bytearray = field(init=False, default_factory=bytearray)
 
     def __post_init__(self) -> None:
         rate, width = AUDIO_FORMATS[self.audio_format["type"]]
         self.bytes_per_ms = rate * width // 1000
+        self._coalesce_bytes = self.coalesce_ms * self.bytes_per_ms
 
     # ------------------------------------------------------------------ towards the backend
 
@@ -185,7 +191,23 @@ class Translator:
             raise ClientError(
                 "invalid_audio", f"audio frames must be whole PCM16 samples, got {len(pcm)} bytes"
             )
-        return Outbox(backend=[self.append(pcm)])
+        held = self._coalescing
+        if not held and len(pcm) >= self._coalesce_bytes:
+            return Outbox(backend=[self.append(pcm)])
+        # Tiny frames (a 10 ms device, a 128-sample worklet) cost a backend event each:
+        # join them into appends of at least coalesce_ms.
+        held += pcm
+        if len(held) < self._coalesce_bytes:
+            return Outbox()
+        return Outbox(backend=self._release_audio())
+
+    def _release_audio(self) -> list[BackendEvent]:
+        """The held audio as one append (none when nothing is held)."""
+        if not self._coalescing:
+            return []
+        audio = bytes(self._coalescing)
+        self._coalescing.clear()
+        return [self.append(audio)]
 
     def append(self, audio: bytes) -> BackendEvent:
         return {"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()}
@@ -208,7 +230,7 @@ class Translator:
     def commit(self) -> Outbox:
         """End a push-to-talk turn (turn detection off); the reply follows the commit."""
         self.reply_on_commit = True
-        return Outbox(backend=[{"type": "input_audio_buffer.commit"}])
+        return Outbox(backend=[*self._release_audio(), {"type": "input_audio_buffer.commit"}])
 
     def interrupt(self, now: float) -> Outbox:
         """Stop the reply the client is hearing, as if the user had started speaking."""

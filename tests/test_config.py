@@ -31,6 +31,8 @@ def test_defaults() -> None:
     assert settings.openai_model == "gpt-realtime"
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert settings.azure_api_version is None
+    assert settings.backend_socket == "aiohttp"
+    assert Settings.from_env({"BACKEND_SOCKET": "SDK"}).backend_socket == "sdk"
 
 
 def test_secrets_stay_out_of_repr() -> None:
@@ -51,6 +53,8 @@ def test_secrets_stay_out_of_repr() -> None:
         ({"PORT": "70000"}, "PORT"),
         ({"VOICE": "robot"}, "VOICE"),
         ({"LOG_JSON": "maybe"}, "LOG_JSON"),
+        ({"BACKEND_SOCKET": "httpx"}, "BACKEND_SOCKET"),
+        ({"AUDIO_COALESCE_MS": "-1"}, "AUDIO_COALESCE_MS"),
         ({"MAX_SESSIONS": "0"}, "MAX_SESSIONS"),
         ({"IDLE_TIMEOUT_SECONDS": "nan"}, "IDLE_TIMEOUT_SECONDS"),
     ],

@@ -5,6 +5,7 @@ sockets: aiohttp and the real openai SDK's ``client.realtime.connect()``."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -302,3 +303,21 @@ async def test_a_question_sent_during_an_answer_is_answered_after_it(
     assert errors == []
     assert "first question" in text_of(first)
     assert "second question" in text_of(second)
+
+
+@pytest.mark.parametrize(("coalesce_ms", "appends"), [(20, [960, 960]), (0, [480] * 4)])
+async def test_tiny_audio_frames_reach_the_backend_joined(
+    emulator: RunningEmulator, coalesce_ms: int, appends: list[int]
+) -> None:
+    settings = openai_settings(emulator.http_url, audio_coalesce_ms=coalesce_ms)
+    backend = RecordingBackend(create_backend(settings))
+    async with running_server(settings, backend) as server, client(server.ws_url) as ws:
+        await connected(ws)
+        for number in range(4):  # 10 ms frames
+            await ws.send(bytes([number]) * 480)
+        await send_json(ws, {"type": "user_message", "text": "after the audio"})
+        await until(ws, is_type("control", "text_done"))
+    [sent] = backend.connections
+    audio = [base64.b64decode(e["audio"]) for e in sent if e["type"].endswith(".append")]
+    assert [len(a) for a in audio] == appends
+    assert b"".join(audio) == b"".join(bytes([n]) * 480 for n in range(4))

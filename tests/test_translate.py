@@ -8,7 +8,7 @@ import pytest
 
 from rt_server.errors import ClientError
 from rt_server.profile import Profile
-from rt_server.translate import Translator, Turn
+from rt_server.translate import Outbox, Translator, Turn
 
 
 def audio_delta(item: str, pcm: bytes) -> dict[str, object]:
@@ -88,6 +88,39 @@ def test_audio_frames_are_appended_byte_exact() -> None:
     assert out.backend == [
         {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}
     ]
+
+
+def appended(out: Outbox) -> bytes:
+    events = [e for e in out.backend if e["type"] == "input_audio_buffer.append"]
+    return b"".join(base64.b64decode(e["audio"]) for e in events)
+
+
+def test_tiny_frames_are_joined_into_appends_of_at_least_coalesce_ms() -> None:
+    t = Translator(Profile(), coalesce_ms=20)  # 960 bytes at 24 kHz PCM16
+    frames = [bytes([n]) * 480 for n in range(5)]  # 10 ms each
+    outs = [t.client_audio(frame, 0.0) for frame in frames]
+    assert [len(out.backend) for out in outs] == [0, 1, 0, 1, 0]
+    assert appended(outs[1]) == frames[0] + frames[1]
+    assert appended(outs[3]) == frames[2] + frames[3]
+    # Push-to-talk: the commit takes what is held with it, before the commit.
+    commit = t.client_text('{"type":"control","action":"commit"}', 0.0)
+    assert [e["type"] for e in commit.backend] == [
+        "input_audio_buffer.append",
+        "input_audio_buffer.commit",
+    ]
+    assert appended(commit) == frames[4]
+
+
+def test_frames_of_coalesce_ms_or_more_go_at_once() -> None:
+    t = Translator(Profile(), coalesce_ms=20)
+    for size in (960, 1920, 962):
+        assert appended(t.client_audio(b"\x05" * size, 0.0)) == b"\x05" * size
+    assert [e["type"] for e in t.commit().backend] == ["input_audio_buffer.commit"]
+
+
+def test_no_coalescing_appends_every_frame() -> None:
+    t = Translator(Profile(), coalesce_ms=0)
+    assert appended(t.client_audio(b"\x01\x02", 0.0)) == b"\x01\x02"
 
 
 @pytest.mark.parametrize("pcm", [b"", b"\x01", b"\x01\x02\x03"])
