@@ -114,3 +114,36 @@ def test_summary(results: dict[str, Path]) -> None:
         assert "Command: `" in (results[name] / "summary.md").read_text()
     voice = (results["voice"] / "summary.md").read_text()
     assert voice.count("PASS") + voice.count("MISS") >= 2
+
+
+def test_hotpath_measures_both_backend_sockets(results: dict[str, Path]) -> None:
+    pieces = load(results, "hotpath")["us_per_call"]
+    for socket in ("sdk", "aiohttp"):
+        assert f"backend send: {socket} socket" in pieces
+        assert f"backend round trip: {socket} socket" in pieces
+
+
+def test_compare_tabulates_one_row_per_ref_and_run() -> None:
+    from benchmarks import compare
+
+    def results_of(commit: str, us: float) -> dict[str, Any]:
+        level = {
+            "sessions": 50,
+            "rt_server_cpu_us_per_frame": us,
+            "rt_server_cpu_percent_of_core": 52.4,
+            "added_ms": {"p99": 1.234},
+        }
+        voice = {"meta": {"rt_server": f"{commit} (ref, snapshot)"}, "rows": [level]}
+        text = {"first": {"added": {"p50": 0.5, "p99": 1.25}}, "rt_server_cpu_ms_per_turn": 2.1}
+        return {"voice": voice, "text": text}
+
+    rows = [
+        compare.row("e89e6e0", 1, results_of("e89e6e0", 284.4)),
+        compare.row("HEAD", 1, results_of("ac998e0", 209.6)),
+    ]
+    assert [r["ref"] for r in rows] == ["e89e6e0", "HEAD (ac998e0)"]
+    assert [r["N=50 us/frame"] for r in rows] == [284, 210]
+    assert rows[1]["N=50 CPU"] == "52%"
+    assert rows[1]["text added p50/p99 ms"] == "0.500 / 1.250"
+    lines = compare.table(rows).splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| ref | run | N=50 us/frame")
