@@ -24,6 +24,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 from rt_server.backends.base import Backend, BackendConnection, BackendEvent
 from rt_server.backends.sockets import (
     CLOSE_TIMEOUT,
+    HEARTBEAT,
     MAX_MESSAGE_BYTES,
     AiohttpConnection,
     SdkConnection,
@@ -88,6 +89,7 @@ class OpenAIBackend(Backend):
             compress=0,
             max_msg_size=MAX_MESSAGE_BYTES,
             decode_text=False,
+            heartbeat=HEARTBEAT,
             timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT),
         )
         return AiohttpConnection(ws, receive=self.receive, emit=self.emit)

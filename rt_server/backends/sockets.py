@@ -24,12 +24,15 @@ from rt_server.backends.base import BackendConnection, BackendEvent
 from rt_server.config import SocketKind
 from rt_server.errors import BackendClosed
 
-__all__ = ["AiohttpConnection", "SdkConnection", "SocketKind"]
+__all__ = ["CLOSE_TIMEOUT", "HEARTBEAT", "AiohttpConnection", "SdkConnection", "SocketKind"]
 
 Normalise: TypeAlias = Callable[[BackendEvent], BackendEvent]
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 CLOSE_TIMEOUT = 1.0  # a client's departure closes its backend connection within a second
+# Keepalive, as python-websockets does it by default: a ping every 20 s, and a backend that
+# does not answer within half of it is closed (a half-open TCP connection is noticed).
+HEARTBEAT = 20.0
 
 _TEXT = aiohttp.WSMsgType.TEXT
 _BINARY = aiohttp.WSMsgType.BINARY
