@@ -54,6 +54,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "needs root): on a shared machine, -10 keeps other work from dominating p99",
     )
     p.add_argument("--profile", action="store_true", help="run rt_server under cProfile")
+    p.add_argument(
+        "--spy",
+        action="store_true",
+        help="voice: sample rt_server with py-spy --native at every level; the share of each "
+        "layer goes in voice.json and the summary (raw stacks in OUT/py-spy/)",
+    )
     p.add_argument("--experiment", help="apply a labelled hot-path experiment to rt_server")
     p.add_argument(
         "--env",
@@ -87,8 +93,17 @@ def run_scenario(
         return hotpath.run(2000 if quick else 20000, 3 if quick else 5)
     levels = _ints(args.levels or ("10,50" if quick else "10,50,100,200,300"))
     seconds = args.seconds or (5.0 if quick else 15.0)
+    spy_dir = args.out / "py-spy" if args.spy else None
+    if spy_dir is not None:
+        spy_dir.mkdir(parents=True, exist_ok=True)
     return voice.run(
-        levels, seconds, shared, root, workers=args.workers, quiet_wait=args.quiet_wait
+        levels,
+        seconds,
+        shared,
+        root,
+        workers=args.workers,
+        quiet_wait=args.quiet_wait,
+        spy_dir=spy_dir,
     )
 
 

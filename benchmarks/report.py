@@ -123,7 +123,21 @@ def _voice(result: dict[str, Any]) -> str:
         "(the emulator's during the through run); \"others'\" is every other process on the "
         "machine (noise). Largest N with added p99 <= 5 ms and no lost frame: "
         f"**{result['max_sessions_added_p99_under_5ms']}**. rt_server logged "
-        f"{result.get('rt_server_error_lines', 0)} ERROR lines.\n"
+        f"{result.get('rt_server_error_lines', 0)} ERROR lines.\n" + _layers(result)
+    )
+
+
+def _layers(result: dict[str, Any]) -> str:
+    """The py-spy breakdown (``--spy``), when the run took one."""
+    by_level = result.get("where_the_time_goes")
+    if not by_level:
+        return ""
+    from benchmarks.spy import table as layer_table
+
+    levels = {int(n): shares for n, shares in by_level.items()}
+    return (
+        "\nWhere rt_server's CPU goes, through rt_server (py-spy --native, share of busy "
+        f"samples):\n\n{layer_table(levels)}\n"
     )
 
 

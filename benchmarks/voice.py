@@ -33,7 +33,7 @@ import numpy as np
 import orjson
 import psutil
 
-from benchmarks import procs
+from benchmarks import procs, spy
 from benchmarks.stats import added, percentiles
 from benchmarks.wire import WAYS, Socket, Way, open_session
 
@@ -243,8 +243,10 @@ def run_level(
     watched: dict[str, procs.Child],
     workers: int,
     quiet_wait: float = 0.0,
+    spy_to: Path | None = None,
 ) -> dict[str, Any]:
-    """N sessions one way: round trips (ms), loss, and CPU of every process involved."""
+    """N sessions one way: round trips (ms), loss, and CPU of every process involved;
+    ``spy_to``: also sample rt_server with py-spy over the measured window, into that file."""
     busy_before_level = procs.wait_quiet(quiet_wait) if quiet_wait else None
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
@@ -266,11 +268,14 @@ def run_level(
         cpu_before = {name: child.cpu_seconds() for name, child in watched.items()}
         gen_before = sum(p.cpu_times().user + p.cpu_times().system for p in loadgen)
         machine_before = procs.busy_cores()
+        spying = spy.record(watched["rt_server"].popen.pid, seconds, spy_to) if spy_to else None
         time.sleep(seconds)
         cpu = {name: child.cpu_seconds() - cpu_before[name] for name, child in watched.items()}
         gen_cpu = sum(p.cpu_times().user + p.cpu_times().system for p in loadgen) - gen_before
         others = procs.busy_cores() - machine_before - gen_cpu - sum(cpu.values())
         done: list[WorkerResult] = _collect(results, started, len(jobs), "done", timeout=30.0)
+        if spying is not None:
+            spying.wait(30.0)
         # Work per frame counts everything rt_server did for the level, backlog included.
         total = {name: child.cpu_seconds() - cpu_before[name] for name, child in watched.items()}
     finally:
@@ -309,19 +314,35 @@ def run(
     *,
     workers: int = 0,
     quiet_wait: float = 0.0,
+    spy_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Every N, through rt_server then direct; what rt_server adds per frame and its CPU."""
+    """Every N, through rt_server then direct; what rt_server adds per frame and its CPU.
+
+    ``spy_dir``: profile rt_server with py-spy at every level (see :mod:`benchmarks.spy`)."""
     procs.raise_fd_limit()
     rows: list[dict[str, Any]] = []
     with procs.using(shared, root) as servers:
         emu, srv = servers.emulator, servers.server
         ports: dict[Way, int] = {"through": srv.port, "direct": emu.port}
         watched = {"rt_server": srv, "emulator": emu}
+        layers: dict[str, dict[str, float]] = {}
         for n in levels:
+            spy_to = spy_dir / f"voice-{n}.txt" if spy_dir else None
             level = {
-                way: run_level(way, ports[way], n, seconds, watched, workers, quiet_wait)
+                way: run_level(
+                    way,
+                    ports[way],
+                    n,
+                    seconds,
+                    watched,
+                    workers,
+                    quiet_wait,
+                    spy_to if way == "through" else None,
+                )
                 for way in WAYS
             }
+            if spy_to is not None and spy_to.exists():
+                layers[str(n)] = spy.layers(spy_to.read_text())
             through, direct = level["through"], level["direct"]
             server_cores = through["cpu_cores"]["rt_server"]
             frame_us = through["cpu_us_per_frame"]["rt_server"]
@@ -356,6 +377,7 @@ def run(
         "max_sessions_added_p99_under_5ms": passing,
         "target_added_p99_ms": TARGET_ADDED_P99_MS,
         "rt_server_error_lines": server_errors,
+        "where_the_time_goes": layers,
     }
 
 

@@ -147,3 +147,34 @@ def test_compare_tabulates_one_row_per_ref_and_run() -> None:
     assert rows[1]["text added p50/p99 ms"] == "0.500 / 1.250"
     lines = compare.table(rows).splitlines()
     assert len(lines) == 4 and lines[0].startswith("| ref | run | N=50 us/frame")
+
+
+def test_spy_sums_native_samples_by_layer() -> None:
+    from benchmarks import spy
+
+    loop = "<module> (rt-server:8);Runner.run (asyncio/runners.py:118)"
+    raw = "\n".join(
+        [
+            f"{loop};WebSocketsSansIOProtocol.data_received (uvicorn/protocols/x.py:195) 30",
+            f"{loop};Session._from_client (rt_server/session.py:290);write (libc.so.6) 20",
+            f"{loop};Translator._audio_delta (rt_server/translate.py:300);"
+            "binascii_a2b_base64_impl (binascii.c) 10",
+            f"{loop};Session._from_backend (rt_server/session.py:304) 10",
+            f"{loop};AiohttpConnection.recv (rt_server/backends/sockets.py:55);"
+            "ClientWebSocketResponse.receive (aiohttp/client_ws.py:400) 20",
+            f"{loop};uv_run (core.c);epoll_pwait (libc.so.6) 500",  # idle
+            "Thread._bootstrap (threading.py:995);_connection_worker_thread "
+            "(aiosqlite/core.py:50) 400",  # another thread, waiting
+            f"{loop};Loop__run (loop.c) 10",
+        ]
+    )
+    assert spy.layers(raw) == {
+        "client WebSocket (uvicorn + websockets)": 30.0,
+        "kernel: socket writes": 20.0,
+        "backend WebSocket (aiohttp)": 20.0,
+        "translation (incl. base64)": 10.0,
+        "session pumps and backend glue": 10.0,
+        "event loop and tasks": 10.0,
+    }
+    table = spy.table({50: {"kernel: socket writes": 20.0}, 100: {"kernel: socket writes": 25.5}})
+    assert table.splitlines()[2] == "| kernel: socket writes | 20.0 % | 25.5 % |"
