@@ -137,7 +137,9 @@ def _layers(result: dict[str, Any]) -> str:
     levels = {int(n): shares for n, shares in by_level.items()}
     return (
         "\nWhere rt_server's CPU goes, through rt_server (py-spy --native, share of busy "
-        f"samples):\n\n{layer_table(levels)}\n"
+        f"samples):\n\n{layer_table(levels)}\n\nSampling pauses rt_server for every sample "
+        "and py-spy's own CPU shows as others': read the shares from this run, not its "
+        "latencies.\n"
     )
 
 
