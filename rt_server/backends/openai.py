@@ -40,6 +40,7 @@ _SDK_WS_OPTIONS: Any = {
     "close_timeout": CLOSE_TIMEOUT,
 }
 _USER_AGENT = "rt-server"
+_SCOPE_HEADERS = ("OpenAI-Organization", "OpenAI-Project")
 
 
 class OpenAIBackend(Backend):
@@ -78,14 +79,9 @@ class OpenAIBackend(Backend):
             # limit=0: every session holds its connection for as long as it lasts.
             connector = aiohttp.TCPConnector(limit=0)
             self._http = aiohttp.ClientSession(connector=connector)
-        headers = {
-            "Authorization": f"Bearer {await self._bearer()}",
-            "User-Agent": _USER_AGENT,
-            **self._extra_headers(),
-        }
         ws = await self._http.ws_connect(
             self.websocket_url(),
-            headers=headers,
+            headers=await self.handshake_headers(),
             compress=0,
             max_msg_size=MAX_MESSAGE_BYTES,
             decode_text=False,
@@ -103,6 +99,21 @@ class OpenAIBackend(Backend):
         )
         connection = await manager.enter()
         return SdkConnection(connection, receive=self.receive, emit=self.emit)
+
+    async def handshake_headers(self) -> dict[str, str]:
+        """The aiohttp socket's handshake headers: the credential, and the organization and
+        project the SDK client carries (``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID``)."""
+        scoped = {
+            name: value
+            for name, value in self._client.default_headers.items()
+            if name in _SCOPE_HEADERS and isinstance(value, str)
+        }
+        return {
+            "Authorization": f"Bearer {await self._bearer()}",
+            "User-Agent": _USER_AGENT,
+            **scoped,
+            **self._extra_headers(),
+        }
 
     def websocket_url(self) -> str:
         """The Realtime WebSocket URL, as the SDK builds it from the same client."""
