@@ -37,6 +37,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connects", type=int, help="connects each way (default 100; quick 30)")
     p.add_argument("--levels", help="voice sessions, comma separated (default 10,50,100,200,300)")
     p.add_argument("--seconds", type=float, help="seconds per voice level (default 15; quick 5)")
+    p.add_argument(
+        "--frame-ms",
+        type=int,
+        default=20,
+        choices=(5, 10, 20, 40),
+        help="voice: client audio frame length (rt_server joins frames shorter than "
+        "AUDIO_COALESCE_MS, 20 by default)",
+    )
     p.add_argument("--workers", type=int, default=0, help="load generator processes (0: auto)")
     p.add_argument("--memory-levels", help="idle sessions (default 1,100,1000)")
     p.add_argument(
@@ -104,6 +112,7 @@ def run_scenario(
         workers=args.workers,
         quiet_wait=args.quiet_wait,
         spy_dir=spy_dir,
+        frame_ms=args.frame_ms,
     )
 
 

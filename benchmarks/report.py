@@ -117,7 +117,8 @@ def _voice(result: dict[str, Any]) -> str:
         "p99 <= 5 ms",
     )
     return (
-        f"### Real-time voice ({result['seconds_per_level']:g} s per level, 20 ms frames of "
+        f"### Real-time voice ({result['seconds_per_level']:g} s per level, "
+        f"{result.get('frame_ms', 20):g} ms frames of "
         f"{result['frame_bytes']} B, load generator processes: {result['workers']})\n\n"
         f"{table(head, rows)}\n\nCPU is percent of one core over the measured window "
         "(the emulator's during the through run); \"others'\" is every other process on the "

@@ -37,10 +37,9 @@ from benchmarks import procs, spy
 from benchmarks.stats import added, percentiles
 from benchmarks.wire import WAYS, Socket, Way, open_session
 
-FRAME_BYTES = 960  # 20 ms of PCM16 mono at 24 kHz
-PERIOD_S = 0.020
+BYTES_PER_MS = 48  # PCM16 mono at 24 kHz
+FRAME_MS = 20
 _HEADER = struct.Struct("<QII")  # send time (monotonic ns), session, frame number
-_PAD = bytes(FRAME_BYTES - _HEADER.size)
 _B64_HEADER = 24  # base64 characters that decode to the first 18 bytes (16 needed)
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 _CONNECT_CONCURRENCY = 16
@@ -57,6 +56,11 @@ class Job:
     total_sessions: int
     frames: int
     warmup_frames: int
+    frame_ms: int = FRAME_MS
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.frame_ms * BYTES_PER_MS
 
 
 @dataclass
@@ -72,13 +76,8 @@ class WorkerResult:
 # ------------------------------------------------------------------------ worker process
 
 
-def _frame(session: int, number: int) -> bytes:
-    return _HEADER.pack(time.monotonic_ns(), session, number) + _PAD
-
-
-def _stamp_of(pcm_head: bytes) -> tuple[int, int, int]:
-    sent, session, number = _HEADER.unpack_from(pcm_head)
-    return int(sent), int(session), int(number)
+def _frame(session: int, number: int, pad: bytes) -> bytes:
+    return _HEADER.pack(time.monotonic_ns(), session, number) + pad
 
 
 class _Tally:
@@ -103,9 +102,10 @@ class _Tally:
 class _Receiver:
     """Reads one session's echoes and records round trips."""
 
-    def __init__(self, way: Way, warmup_frames: int, rtts: list[int], tally: _Tally) -> None:
-        self._direct = way == "direct"
-        self._warmup = warmup_frames
+    def __init__(self, job: Job, rtts: list[int], tally: _Tally) -> None:
+        self._direct = job.way == "direct"
+        self._warmup = job.warmup_frames
+        self._frame_bytes = job.frame_bytes
         self._rtts = rtts
         self._tally = tally
 
@@ -116,15 +116,18 @@ class _Receiver:
                 event = orjson.loads(raw)
                 if event.get("type") != "response.output_audio.delta":
                     continue
-                head = base64.b64decode(event["delta"][:_B64_HEADER])
+                self._stamp(base64.b64decode(event["delta"][:_B64_HEADER]), 0, now)
             elif isinstance(raw, bytes):
-                head = raw
-            else:
-                continue
-            sent, _, number = _stamp_of(head)
-            self._tally.add()
-            if number >= self._warmup:
-                self._rtts.append(now - sent)
+                # rt_server may have joined short frames (AUDIO_COALESCE_MS): every frame
+                # of the echo carries its own stamp.
+                for offset in range(0, len(raw), self._frame_bytes):
+                    self._stamp(raw, offset, now)
+
+    def _stamp(self, pcm: bytes, offset: int, now: int) -> None:
+        sent, _, number = _HEADER.unpack_from(pcm, offset)
+        self._tally.add()
+        if number >= self._warmup:
+            self._rtts.append(now - sent)
 
 
 async def _open_all(job: Job) -> list[Socket]:
@@ -139,11 +142,13 @@ async def _open_all(job: Job) -> list[Socket]:
 
 async def _stream(job: Job, sockets: list[Socket], start_at: float) -> list[float]:
     """Send every frame of every session on time; return how late each send was (s)."""
-    phases = [PERIOD_S * s / job.total_sessions for s in job.sessions]
+    period = job.frame_ms / 1000
+    pad = bytes(job.frame_bytes - _HEADER.size)
+    phases = [period * s / job.total_sessions for s in job.sessions]
     direct = job.way == "direct"
     lateness: list[float] = []
     for number in range(job.frames):
-        base = start_at + number * PERIOD_S
+        base = start_at + number * period
         for index, ws in enumerate(sockets):
             due = base + phases[index]
             now = time.monotonic()
@@ -151,7 +156,7 @@ async def _stream(job: Job, sockets: list[Socket], start_at: float) -> list[floa
                 await asyncio.sleep(due - now)
                 now = time.monotonic()
             lateness.append(now - due)
-            frame = _frame(job.sessions[index], number)
+            frame = _frame(job.sessions[index], number, pad)
             if direct:
                 await ws.send(_APPEND_HEAD + base64.b64encode(frame).decode() + '"}')
             else:
@@ -168,7 +173,7 @@ async def _worker_main(job: Job, go: MpEvent, start: Any, results: Any) -> None:
     start_at = float(start.value)
     rtts: list[int] = []
     tally = _Tally()
-    receivers = [_Receiver(job.way, job.warmup_frames, rtts, tally) for _ in sockets]
+    receivers = [_Receiver(job, rtts, tally) for _ in sockets]
     reading = [asyncio.create_task(r.run(ws)) for r, ws in zip(receivers, sockets, strict=True)]
     cpu_before = time.process_time()
     lateness = await _stream(job, sockets, start_at)
@@ -244,6 +249,7 @@ def run_level(
     workers: int,
     quiet_wait: float = 0.0,
     spy_to: Path | None = None,
+    frame_ms: int = FRAME_MS,
 ) -> dict[str, Any]:
     """N sessions one way: round trips (ms), loss, and CPU of every process involved;
     ``spy_to``: also sample rt_server with py-spy over the measured window, into that file."""
@@ -252,10 +258,11 @@ def run_level(
     results = ctx.Queue()
     go = ctx.Event()
     start = ctx.Value("d", 0.0)
-    frames = int(seconds / PERIOD_S)
-    warmup = min(50, frames // 5)
+    frames = int(seconds * 1000 / frame_ms)
+    warmup = min(1000 // frame_ms, frames // 5)  # the first second
     workers = max(1, min(workers or auto_workers(sessions), sessions))
-    jobs = [Job(way, port, part, sessions, frames, warmup) for part in _split(sessions, workers)]
+    parts = _split(sessions, workers)
+    jobs = [Job(way, port, part, sessions, frames, warmup, frame_ms) for part in parts]
     started = [ctx.Process(target=_worker, args=(job, go, start, results)) for job in jobs]
     for process in started:
         process.start()
@@ -315,6 +322,7 @@ def run(
     workers: int = 0,
     quiet_wait: float = 0.0,
     spy_dir: Path | None = None,
+    frame_ms: int = FRAME_MS,
 ) -> dict[str, Any]:
     """Every N, through rt_server then direct; what rt_server adds per frame and its CPU.
 
@@ -338,6 +346,7 @@ def run(
                     workers,
                     quiet_wait,
                     spy_to if way == "through" else None,
+                    frame_ms,
                 )
                 for way in WAYS
             }
@@ -353,8 +362,12 @@ def run(
                     "direct": direct,
                     "added_ms": added(through["rtt_ms"], direct["rtt_ms"]),
                     "rt_server_cpu_us_per_frame": frame_us,
-                    "rt_server_cpu_s_per_session_minute": round(frame_us * 3000 / 1e6, 4),
-                    "sessions_per_core_at_100_percent": round(1e6 / (frame_us * 50), 1),
+                    "rt_server_cpu_s_per_session_minute": round(
+                        frame_us * 60_000 / frame_ms / 1e6, 4
+                    ),
+                    "sessions_per_core_at_100_percent": round(
+                        1e6 / (frame_us * 1000 / frame_ms), 1
+                    ),
                     "rt_server_cpu_percent_of_core": round(server_cores * 100, 1),
                 }
             )
@@ -369,8 +382,8 @@ def run(
     return {
         "levels": list(levels),
         "seconds_per_level": seconds,
-        "frame_bytes": FRAME_BYTES,
-        "frame_ms": PERIOD_S * 1000,
+        "frame_bytes": frame_ms * BYTES_PER_MS,
+        "frame_ms": frame_ms,
         "workers": workers or "auto (1 up to 100 sessions, else 2)",
         "rows": rows,
         "passing_levels": ok,
