@@ -66,22 +66,29 @@ async def best_us_async(calls: int, rounds: int, body: Callable[[], Awaitable[No
 
 
 def translate_pieces(calls: int, rounds: int) -> dict[str, float]:
-    """What the sans-I/O core and the JSON encoding cost per frame, both ways."""
+    """What the sans-I/O core and the JSON encoding cost per frame, both ways: the
+    translator's own calls, beside the standard library's base64 they replaced."""
+    from rt_server.profile import Profile
+    from rt_server.translate import Translator
+
+    translator = Translator(Profile())
     audio = base64.b64encode(FRAME).decode()
     append = {"type": "input_audio_buffer.append", "audio": audio}
-    delta_event = orjson.dumps(
-        {
-            "type": "response.output_audio.delta",
-            "response_id": "resp_1",
-            "item_id": "item_1",
-            "output_index": 0,
-            "content_index": 0,
-            "delta": audio,
-        }
-    )
+    delta = {
+        "type": "response.output_audio.delta",
+        "response_id": "resp_1",
+        "item_id": "item_1",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": audio,
+    }
+    delta_json = orjson.dumps(delta)
+
+    def to_event_stdlib() -> None:
+        {"type": "input_audio_buffer.append", "audio": base64.b64encode(FRAME).decode("ascii")}
 
     def to_event() -> None:
-        {"type": "input_audio_buffer.append", "audio": base64.b64encode(FRAME).decode("ascii")}
+        translator.client_audio(FRAME, 0.0)
 
     def dumps_str() -> None:
         orjson.dumps(append).decode()
@@ -89,18 +96,31 @@ def translate_pieces(calls: int, rounds: int) -> dict[str, float]:
     def dumps_bytes() -> None:
         orjson.dumps(append)
 
+    def from_event_stdlib() -> None:
+        base64.b64decode(orjson.loads(delta_json)["delta"])
+
     def from_event() -> None:
-        base64.b64decode(orjson.loads(delta_event)["delta"])
+        translator.backend_event(orjson.loads(delta_json), 0.0)
 
     return {
-        "client audio -> append event (b64 + dict)": best_us(calls, rounds, to_event),
+        "client audio -> append event (stdlib base64 + dict, before)": best_us(
+            calls, rounds, to_event_stdlib
+        ),
+        "client audio -> append event (Translator.client_audio, current)": best_us(
+            calls, rounds, to_event
+        ),
         "append event -> JSON str (orjson.dumps().decode(), sdk socket)": best_us(
             calls, rounds, dumps_str
         ),
         "append event -> JSON bytes (orjson.dumps(), aiohttp socket)": best_us(
             calls, rounds, dumps_bytes
         ),
-        "audio delta JSON -> PCM (orjson.loads + b64decode)": best_us(calls, rounds, from_event),
+        "audio delta JSON -> PCM (orjson.loads + stdlib b64decode, before)": best_us(
+            calls, rounds, from_event_stdlib
+        ),
+        "audio delta JSON -> PCM frame (orjson.loads + Translator.backend_event, current)": (
+            best_us(calls, rounds, from_event)
+        ),
     }
 
 

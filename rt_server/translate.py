@@ -13,12 +13,12 @@ client dialect subclasses it and overrides the ``render_*`` methods and the clie
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias
 
+import pybase64
 from loguru import logger
 
 from rt_server.errors import ClientError, ErrorCode
@@ -181,7 +181,7 @@ class Translator:
     def client_audio_b64(self, audio: str, now: float) -> Outbox:
         """Audio sent as base64 in a JSON message (clients without binary frames)."""
         try:
-            return self.client_audio(base64.b64decode(audio, validate=True), now)
+            return self.client_audio(pybase64.b64decode(audio, validate=True), now)
         except binascii.Error:
             raise ClientError("invalid_audio", "'audio' is not valid base64") from None
 
@@ -210,7 +210,7 @@ class Translator:
         return [self.append(audio)]
 
     def append(self, audio: bytes) -> BackendEvent:
-        return {"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()}
+        return {"type": "input_audio_buffer.append", "audio": pybase64.b64encode_as_string(audio)}
 
     def user_text(self, text: str) -> Outbox:
         """A typed user turn, answered by the assistant."""
@@ -314,7 +314,7 @@ class Translator:
         item_id = event["item_id"]
         if item_id in self.truncated:
             return Outbox()
-        audio = base64.b64decode(event["delta"])
+        audio = pybase64.b64decode(event["delta"])
         playing = self.playback
         if playing is None or playing.item_id != item_id:
             # Audio queues behind whatever the client is still playing.
