@@ -1,11 +1,15 @@
-"""The backends' handshake, as the aiohttp socket sends it: URL and headers (no socket)."""
+"""The backends on their own: the aiohttp socket's handshake URL and headers (no socket),
+and what a backend connection does with messages that are not events (a real socket)."""
 
 from __future__ import annotations
 
+import pytest
 from openai import AsyncOpenAI
+from websockets.asyncio.server import ServerConnection, serve
 
 from rt_server.backends.azure import AzureBackend
 from rt_server.backends.openai import OpenAIBackend
+from rt_server.config import SocketKind
 
 
 async def test_openai_url_and_headers_carry_the_key_organization_and_project() -> None:
@@ -43,3 +47,22 @@ async def test_azure_ga_and_preview_urls_and_key_headers() -> None:
     )
     await ga.aclose()
     await preview.aclose()
+
+
+@pytest.mark.parametrize("socket", ["aiohttp", "sdk"])
+async def test_a_malformed_backend_message_is_skipped_not_fatal(socket: SocketKind) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        for text in ("not json", "[1, 2]", '{"no": "type"}', '{"type": "session.created"}'):
+            await ws.send(text)
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = AsyncOpenAI(api_key="sk-x", base_url=f"http://127.0.0.1:{port}/v1")
+        backend = OpenAIBackend(client, "m", socket=socket)
+        connection = await backend.connect()
+        try:
+            assert await connection.recv() == {"type": "session.created"}
+        finally:
+            await connection.aclose()
+            await backend.aclose()

@@ -17,6 +17,7 @@ from typing import Any, TypeAlias
 
 import aiohttp
 import orjson
+from loguru import logger
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -55,13 +56,15 @@ class AiohttpConnection(BackendConnection):
             raise self._closed() from None
 
     async def recv(self) -> BackendEvent:
-        message = await self._ws.receive()
-        if message.type is _TEXT or message.type is _BINARY:
-            event: BackendEvent = orjson.loads(message.data)
-            return self._receive(event)
-        if message.type is aiohttp.WSMsgType.CLOSE:
-            raise self._closed(message.extra)
-        raise self._closed()
+        while True:
+            message = await self._ws.receive()
+            if message.type is _TEXT or message.type is _BINARY:
+                if (event := decode(message.data)) is not None:
+                    return self._receive(event)
+                continue
+            if message.type is aiohttp.WSMsgType.CLOSE:
+                raise self._closed(message.extra)
+            raise self._closed()
 
     def _closed(self, reason: str | None = None) -> BackendClosed:
         code = self._ws.close_code
@@ -92,15 +95,30 @@ class SdkConnection(BackendConnection):
             raise _sdk_closed(exc) from None
 
     async def recv(self) -> BackendEvent:
-        try:
-            raw = await self._connection.recv_bytes()
-        except ConnectionClosed as exc:
-            raise _sdk_closed(exc) from None
-        event: BackendEvent = orjson.loads(raw)
-        return self._receive(event)
+        while True:
+            try:
+                raw = await self._connection.recv_bytes()
+            except ConnectionClosed as exc:
+                raise _sdk_closed(exc) from None
+            if (event := decode(raw)) is not None:
+                return self._receive(event)
 
     async def aclose(self) -> None:
         await self._connection.close()
+
+
+def decode(raw: bytes | str) -> BackendEvent | None:
+    """A server event, or None for a message that is not a JSON object (skipped with a
+    warning: one malformed message must not end the session)."""
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        logger.warning("< backend sent {} B that are not JSON; skipped", len(raw))
+        return None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        logger.warning("< backend sent a JSON {} with no type; skipped", type(event).__name__)
+        return None
+    return event
 
 
 def _sdk_closed(exc: ConnectionClosed) -> BackendClosed:
