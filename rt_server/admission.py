@@ -7,7 +7,6 @@ HTTP statuses with a JSON body (:func:`deny`), refusals after it an ``error`` an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,7 +23,7 @@ from rt_server.translate import Translator
 if TYPE_CHECKING:
     from rt_server.monitor import Monitor
 
-TranslatorFactory = Callable[..., Translator]  # (profile, tools, *, coalesce_ms): a dialect
+TranslatorFactory = type[Translator]  # a dialect: built as (profile, tools, coalesce_ms=...)
 
 
 @dataclass(slots=True)

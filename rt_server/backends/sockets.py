@@ -25,7 +25,14 @@ from rt_server.backends.base import BackendConnection, BackendEvent
 from rt_server.config import SocketKind
 from rt_server.errors import BackendClosed
 
-__all__ = ["CLOSE_TIMEOUT", "HEARTBEAT", "AiohttpConnection", "SdkConnection", "SocketKind"]
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "HEARTBEAT",
+    "MAX_MESSAGE_BYTES",
+    "AiohttpConnection",
+    "SdkConnection",
+    "SocketKind",
+]
 
 Normalise: TypeAlias = Callable[[BackendEvent], BackendEvent]
 
@@ -67,11 +74,7 @@ class AiohttpConnection(BackendConnection):
             raise self._closed()
 
     def _closed(self, reason: str | None = None) -> BackendClosed:
-        code = self._ws.close_code
-        return BackendClosed(
-            f"the backend closed the session ({code}: {reason or 'no reason given'})",
-            close_code=code,
-        )
+        return closed(self._ws.close_code, reason)
 
     async def aclose(self) -> None:
         await self._ws.close()
@@ -121,7 +124,14 @@ def decode(raw: bytes | str) -> BackendEvent | None:
     return event
 
 
+def closed(code: int | None, reason: str | None) -> BackendClosed:
+    """The socket ended, with the close code and reason the backend gave (if any)."""
+    return BackendClosed(
+        f"the backend closed the session ({code}: {reason or 'no reason given'})",
+        close_code=code,
+    )
+
+
 def _sdk_closed(exc: ConnectionClosed) -> BackendClosed:
-    code = exc.rcvd.code if exc.rcvd is not None else None
-    reason = exc.rcvd.reason if exc.rcvd is not None and exc.rcvd.reason else "no reason given"
-    return BackendClosed(f"the backend closed the session ({code}: {reason})", close_code=code)
+    frame = exc.rcvd
+    return closed(frame.code, frame.reason) if frame is not None else closed(None, None)
