@@ -44,7 +44,7 @@ asyncio.run(main())
 """
 
 
-def best_us(calls: int, rounds: int, body: Callable[[], None]) -> float:
+def best_us(calls: int, rounds: int, body: Callable[[], object]) -> float:
     best = float("inf")
     for _ in range(rounds):
         start = time.process_time()
@@ -120,6 +120,53 @@ def translate_pieces(calls: int, rounds: int) -> dict[str, float]:
         ),
         "audio delta JSON -> PCM frame (orjson.loads + Translator.backend_event, current)": (
             best_us(calls, rounds, from_event)
+        ),
+    }
+
+
+def base64_pieces(calls: int, rounds: int) -> dict[str, float]:
+    """One 20 ms frame's base64 both ways: the standard library against pybase64."""
+    import pybase64
+
+    text = base64.b64encode(FRAME).decode()
+    return {
+        "base64 encode 960 B: stdlib (before)": best_us(
+            calls, rounds, lambda: base64.b64encode(FRAME).decode()
+        ),
+        "base64 encode 960 B: pybase64 (current)": best_us(
+            calls, rounds, lambda: pybase64.b64encode_as_string(FRAME)
+        ),
+        "base64 decode 1280 chars: stdlib (before)": best_us(
+            calls, rounds, lambda: base64.b64decode(text)
+        ),
+        "base64 decode 1280 chars: pybase64 (current)": best_us(
+            calls, rounds, lambda: pybase64.b64decode(text)
+        ),
+    }
+
+
+def text_pieces(calls: int, rounds: int) -> dict[str, float]:
+    """A text turn's translation: a typed message in, a streamed text delta out."""
+    from rt_server.profile import Profile
+    from rt_server.translate import Translator
+
+    translator = Translator(Profile())
+    message = '{"type":"user_message","text":"ping"}'
+    delta = {
+        "type": "response.output_audio_transcript.delta",
+        "item_id": "item_1",
+        "content_index": 0,
+        "delta": "ping ",
+    }
+
+    def typed() -> None:
+        translator.responding = translator.reply_due = False
+        translator.client_text(message, 0.0)
+
+    return {
+        "user_message -> backend events (Translator.client_text)": best_us(calls, rounds, typed),
+        "text delta -> text_delta (Translator.backend_event)": best_us(
+            calls, rounds, lambda: translator.backend_event(delta, 0.0)
         ),
     }
 
@@ -257,6 +304,8 @@ def run(calls: int = 20000, rounds: int = 5) -> dict[str, Any]:
         assert sink.stdout.readline().strip() == "ready"
         pieces = {
             **translate_pieces(calls, rounds),
+            **base64_pieces(calls, rounds),
+            **text_pieces(calls, rounds),
             **metrics_pieces(calls, rounds),
             **uvloop.run(hop_piece(calls, rounds)),
             **uvloop.run(socket_pieces(max(calls // 4, 1), rounds, port)),
