@@ -3,8 +3,8 @@
 Through rt_server: WebSocket handshake to ``/realtime`` until ``connected`` (rt_server
 opens its own backend session, sends ``session.update`` and waits for ``session.updated``
 first). Direct: handshake to the emulator, ``session.created``, ``session.update`` until
-``session.updated``. Connects alternate between the ways; each socket is closed before the
-next connect.
+``session.updated``; relay: the same as direct, through the floor relay. Connects rotate
+between the ways; each socket is closed before the next connect.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmarks import procs
 from benchmarks.stats import added, percentiles
-from benchmarks.wire import WAYS, Way, open_session
+from benchmarks.wire import WAYS, Way, open_session, rotated
 
 
 async def _connect(way: Way, port: int) -> float:
@@ -32,19 +32,18 @@ async def run(
 ) -> dict[str, Any]:
     samples: dict[Way, list[float]] = {way: [] for way in WAYS}
     with procs.using(shared, root) as servers:
-        emu, srv = servers.emulator, servers.server
-        ports: dict[Way, int] = {"through": srv.port, "direct": emu.port}
+        ports = servers.ports
         for _ in range(warmup):
             for way in WAYS:
                 await _connect(way, ports[way])
         for i in range(connects):
-            for way in WAYS if i % 2 == 0 else WAYS[::-1]:
+            for way in rotated(i):
                 samples[way].append(await _connect(way, ports[way]))
-                await asyncio.sleep(0.002)  # let both servers finish the close
-    through, direct = percentiles(samples["through"]), percentiles(samples["direct"])
+                await asyncio.sleep(0.002)  # let the servers finish the close
+    of: dict[str, dict[str, float]] = {way: percentiles(samples[way]) for way in WAYS}
     return {
         "connects": connects,
-        "through": through,
-        "direct": direct,
-        "added": added(through, direct),
+        **of,
+        "added": added(of["through"], of["direct"]),
+        "floor": added(of["relay"], of["direct"]),
     }

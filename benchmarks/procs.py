@@ -1,4 +1,4 @@
-"""The processes a benchmark runs against: the emulator and rt_server, each on its own.
+"""The processes a benchmark runs against: the emulator, rt_server and the floor relay.
 
 Both are started as child processes on free loopback ports, so their CPU and memory can
 be read with psutil, and stopped with SIGTERM (uvicorn's graceful exit). Nothing here is
@@ -20,12 +20,15 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal, TypeAlias
 
 import psutil
 
 from rt_server.serving import free_port
 
+#: How a client reaches the emulator: through rt_server, straight to it, or through the
+#: floor relay (speaking the Realtime API, as direct).
+Way: TypeAlias = Literal["through", "direct", "relay"]
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-bench"
 MODEL = "gpt-realtime"
@@ -233,12 +236,29 @@ def rt_server(
         yield child
 
 
+@contextmanager
+def relay(emulator_port: int, root: Path = ROOT) -> Iterator[Child]:
+    """The floor (:mod:`benchmarks.relay`): a byte relay in front of the emulator."""
+    port = free_port()
+    argv = [sys.executable, "-m", "benchmarks.relay", "--port", str(port)]
+    argv += ["--upstream", str(emulator_port)]
+    with _child("relay", argv, {}, port, root) as child:
+        yield child
+
+
 @dataclass(frozen=True)
 class Pair:
-    """An emulator and the rt_server in front of it, shared by the scenarios of one run."""
+    """An emulator with rt_server and the floor relay in front of it, shared by the
+    scenarios of one run."""
 
     emulator: Child
     server: Child
+    relay: Child
+
+    @property
+    def ports(self) -> dict[Way, int]:
+        """Where each way connects."""
+        return {"through": self.server.port, "direct": self.emulator.port, "relay": self.relay.port}
 
 
 @contextmanager
@@ -255,8 +275,9 @@ def pair(
         rt_server(
             emu.port, root, profile=profile, profiler=profiler, experiment=experiment, env=env
         ) as srv,
+        relay(emu.port, root) as floor,
     ):
-        yield Pair(emu, srv)
+        yield Pair(emu, srv, floor)
 
 
 @contextmanager

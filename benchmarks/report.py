@@ -24,32 +24,36 @@ def save_json(
     (out / f"{name}.json").write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
 
 
-def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """(target, measured, PASS/MISS) for every target whose scenario ran."""
-    rows: list[tuple[str, str, str]] = []
+TARGETS_HEAD = ("target", "measured", "verdict", "the floor relay, same run")
+
+
+def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(target, measured, PASS/MISS, what the floor relay measured) for every target whose
+    scenario ran."""
+    rows: list[tuple[str, str, str, str]] = []
     if "text" in results:
-        first = results["text"]["first"]["added"]
-        rows.append(
-            (
-                f"text turn added p50 <= {TEXT_P50_MS} ms (to first delta)",
-                f"{first['p50']:.3f} ms",
-                verdict(first["p50"] <= TEXT_P50_MS),
+        first = results["text"]["first"]
+        added, floor = first["added"], first.get("floor", {})
+        for q, limit in (("p50", TEXT_P50_MS), ("p99", TEXT_P99_MS)):
+            rows.append(
+                (
+                    f"text turn added {q} <= {limit} ms (to first delta)",
+                    f"{added[q]:.3f} ms",
+                    verdict(added[q] <= limit),
+                    f"{floor[q]:.3f} ms" if q in floor else "-",
+                )
             )
-        )
-        rows.append(
-            (
-                f"text turn added p99 <= {TEXT_P99_MS} ms (to first delta)",
-                f"{first['p99']:.3f} ms",
-                verdict(first["p99"] <= TEXT_P99_MS),
-            )
-        )
     if "voice" in results:
-        best = results["voice"]["max_sessions_added_p99_under_5ms"]
+        voice = results["voice"]
+        best, floor_best = voice["max_sessions_added_p99_under_5ms"], voice.get(
+            "floor_max_sessions_under_5ms"
+        )
         rows.append(
             (
                 f">= {VOICE_SESSIONS} real-time voice sessions, added p99 <= {VOICE_P99_MS} ms",
-                f"{best} sessions (levels run: {results['voice']['levels']})",
+                f"{best} sessions (levels run: {voice['levels']})",
                 verdict(best >= VOICE_SESSIONS),
+                f"{floor_best} sessions" if floor_best is not None else "-",
             )
         )
     if "memory" in results and results["memory"]["rows"]:
@@ -59,6 +63,7 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
                 f"idle session <= {IDLE_KB:g} KB resident",
                 f"{last['kb_per_session']:.1f} KB at {last['sessions']} sessions",
                 verdict(last["kb_per_session"] <= IDLE_KB),
+                "-",
             )
         )
     return rows
@@ -72,11 +77,11 @@ def _text(result: dict[str, Any]) -> str:
     rows = []
     for metric, label in (("first", "to first text_delta"), ("done", "to text_done")):
         r = result[metric]
-        rows.append((label, _pct(r["through"]), _pct(r["direct"]), _pct(r["added"])))
-    head = ("ms, p50 / p90 / p99", "through rt_server", "direct", "added")
+        rows.append((label, *(_pct(r[k]) for k in ("through", "direct", "added", "floor"))))
+    head = ("ms, p50 / p90 / p99", "through rt_server", "direct", "added", "floor")
     cpu = result["rt_server_cpu_ms_per_turn"]
     return (
-        f"### Text turn ({result['turns']} turns each way, one connection each, alternating)\n\n"
+        f"### Text turn ({result['turns']} turns each way, one connection each, rotating)\n\n"
         f"{table(head, rows)}\n\nrt_server CPU per turn: {cpu:.2f} ms.\n"
     )
 
@@ -84,7 +89,7 @@ def _text(result: dict[str, Any]) -> str:
 def _voice(result: dict[str, Any]) -> str:
     rows = []
     for row in result["rows"]:
-        t, d = row["through"], row["direct"]
+        t, d, r = row["through"], row["direct"], row["relay"]
         ok = row["added_ms"]["p99"] <= VOICE_P99_MS and t["lost"] == 0
         rows.append(
             (
@@ -92,9 +97,11 @@ def _voice(result: dict[str, Any]) -> str:
                 f"{t['rtt_ms']['p50']:.2f} / {t['rtt_ms']['p99']:.2f}",
                 f"{d['rtt_ms']['p50']:.2f} / {d['rtt_ms']['p99']:.2f}",
                 f"{row['added_ms']['p50']:.2f} / {row['added_ms']['p99']:.2f}",
-                f"{t['lost']} / {d['lost']}",
+                f"{row['floor_ms']['p50']:.2f} / {row['floor_ms']['p99']:.2f}",
+                f"{t['lost']} / {d['lost']} / {r['lost']}",
                 f"{row['rt_server_cpu_percent_of_core']:.0f}%",
                 f"{row['rt_server_cpu_us_per_frame']:.0f}",
+                f"{row['relay_cpu_us_per_frame']:.0f}",
                 f"{row['rt_server_cpu_s_per_session_minute']:.3f}",
                 f"{t['cpu_cores']['emulator'] * 100:.0f}%",
                 f"{t['loadgen_cpu_cores'] * 100:.0f}% / {d['loadgen_cpu_cores'] * 100:.0f}%",
@@ -107,9 +114,11 @@ def _voice(result: dict[str, Any]) -> str:
         "through p50/p99 ms",
         "direct p50/p99 ms",
         "added p50/p99 ms",
-        "lost thr/dir",
+        "floor p50/p99 ms",
+        "lost thr/dir/relay",
         "rt_server CPU",
         "rt_server us / frame",
+        "relay us / frame",
         "CPU s / session-min",
         "emulator CPU",
         "load gen CPU thr/dir",
@@ -123,7 +132,8 @@ def _voice(result: dict[str, Any]) -> str:
         f"{table(head, rows)}\n\nCPU is percent of one core over the measured window "
         "(the emulator's during the through run); \"others'\" is every other process on the "
         "machine (noise). Largest N with added p99 <= 5 ms and no lost frame: "
-        f"**{result['max_sessions_added_p99_under_5ms']}**. rt_server logged "
+        f"**{result['max_sessions_added_p99_under_5ms']}**; for the floor relay: "
+        f"**{result.get('floor_max_sessions_under_5ms', '-')}**. rt_server logged "
         f"{result.get('rt_server_error_lines', 0)} ERROR lines.\n" + _layers(result)
     )
 
@@ -145,10 +155,15 @@ def _layers(result: dict[str, Any]) -> str:
 
 
 def _connect(result: dict[str, Any]) -> str:
-    rows = [
-        ("connect to ready", _pct(result["through"]), _pct(result["direct"]), _pct(result["added"]))
-    ]
-    head = ("ms, p50 / p90 / p99", "through (to connected)", "direct (to session.updated)", "added")
+    ways = ("through", "direct", "added", "floor")
+    rows = [("connect to ready", *(_pct(result[k]) for k in ways))]
+    head = (
+        "ms, p50 / p90 / p99",
+        "through (to connected)",
+        "direct (to session.updated)",
+        "added",
+        "floor",
+    )
     return f"### Connect ({result['connects']} connects each way)\n\n{table(head, rows)}\n"
 
 
@@ -194,12 +209,14 @@ def summary(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
         f"({m['physical_cores']} cores), {m['memory_gb']} GB; Python {m['python']}; "
         f"load average at start {m['load_average_at_start']}",
         f"- The load generator, rt_server and the emulator share these {m['logical_cpus']} "
-        "CPUs: through rt_server three processes compete for them, direct two.",
+        "CPUs: through rt_server (or the relay) three processes compete for them, direct two.",
         "- added = through rt_server - direct, at the same percentile.",
+        "- floor = through a byte relay that does nothing (`benchmarks/relay.py`) - direct: what "
+        "any extra process on the path costs on this machine, measured in the same run.",
         "",
         "## Targets",
         "",
-        table(("target", "measured", "verdict"), targets(results)) or "(no target measured)",
+        table(TARGETS_HEAD, targets(results)) or "(no target measured)",
         "",
         "## Results",
         "",
@@ -232,6 +249,8 @@ def plot_voice(result: dict[str, Any], path: Path) -> None:
     for key, style in (("p50", "o-"), ("p90", "s--"), ("p99", "^-")):
         values = [r["added_ms"][key] for r in rows]
         lat.plot(n, [v if not math.isnan(v) else None for v in values], style, label=f"added {key}")
+    floor = [r["floor_ms"]["p99"] for r in rows]
+    lat.plot(n, [v if not math.isnan(v) else None for v in floor], "x:", label="floor relay p99")
     lat.axhline(VOICE_P99_MS, color="red", linewidth=0.8, linestyle=":", label="5 ms target (p99)")
     lat.set_ylabel("added round trip per frame (ms)")
     lat.set_yscale("symlog", linthresh=1.0)

@@ -1,11 +1,11 @@
 """Scenario 1, text turn: ``user_message`` -> first ``text_delta`` and -> ``text_done``.
 
-One connection each way on one emulator (pace fast); turns alternate between the ways
-(through, direct, then direct, through, ...) so both share the machine's noise. Direct
-turns are ``conversation.item.create`` + ``response.create``, timed to the first
-``response.output_audio_transcript.delta`` and to its ``.done``, then read on to
-``response.done``; through rt_server nothing follows ``text_done``, and the other way's
-turn in between leaves the emulator time to finish the response.
+One connection each way on one emulator (pace fast); turns rotate between the ways
+(through, direct, relay, then direct, relay, through, ...) so all share the machine's
+noise. Direct and relay turns are ``conversation.item.create`` + ``response.create``,
+timed to the first ``response.output_audio_transcript.delta`` and to its ``.done``, then
+read on to ``response.done``; through rt_server nothing follows ``text_done``, and the
+other ways' turns in between leave the emulator time to finish the response.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import orjson
 
 from benchmarks import procs
 from benchmarks.stats import added, percentiles
-from benchmarks.wire import WAYS, Socket, Way, open_session
+from benchmarks.wire import WAYS, Socket, Way, open_session, rotated, speaks_realtime
 
 TEXT = "ping"
 _USER_MESSAGE = orjson.dumps({"type": "user_message", "text": TEXT}).decode()
@@ -74,17 +74,17 @@ async def _direct(ws: Socket) -> tuple[int, int]:
 
 
 async def _turn(way: Way, ws: Socket) -> tuple[int, int]:
-    return await (_through(ws) if way == "through" else _direct(ws))
+    return await (_direct(ws) if speaks_realtime(way) else _through(ws))
 
 
 async def run(
     turns: int, shared: procs.Pair | None = None, root: Path = procs.ROOT, warmup: int = 10
 ) -> dict[str, Any]:
-    """Time ``turns`` turns each way; return percentiles in ms and what rt_server adds."""
+    """Time ``turns`` turns each way; return percentiles in ms, what rt_server adds and
+    what the floor relay adds (``floor``)."""
     samples: dict[Way, dict[str, list[float]]] = {w: {"first": [], "done": []} for w in WAYS}
     with procs.using(shared, root) as servers:
-        emu, srv = servers.emulator, servers.server
-        ports = {"through": srv.port, "direct": emu.port}
+        srv, ports = servers.server, servers.ports
         sockets = {way: await open_session(way, ports[way]) for way in WAYS}
         try:
             for _ in range(warmup):
@@ -92,7 +92,7 @@ async def run(
                     await _turn(way, sockets[way])
             cpu_before = srv.cpu_seconds()
             for i in range(turns):
-                for way in WAYS if i % 2 == 0 else WAYS[::-1]:
+                for way in rotated(i):
                     first, done = await _turn(way, sockets[way])
                     samples[way]["first"].append(first / 1e6)
                     samples[way]["done"].append(done / 1e6)
@@ -102,8 +102,11 @@ async def run(
                 await ws.close()
     result: dict[str, Any] = {"turns": turns, "text": TEXT}
     for metric in ("first", "done"):
-        through = percentiles(samples["through"][metric])
-        direct = percentiles(samples["direct"][metric])
-        result[metric] = {"through": through, "direct": direct, "added": added(through, direct)}
+        of = {way: percentiles(samples[way][metric]) for way in WAYS}
+        result[metric] = {
+            **of,
+            "added": added(of["through"], of["direct"]),
+            "floor": added(of["relay"], of["direct"]),
+        }
     result["rt_server_cpu_ms_per_turn"] = round(server_cpu * 1000 / turns, 3)
     return result

@@ -1,8 +1,10 @@
-"""The two ways a client reaches the emulator: through rt_server, or straight to it.
+"""The three ways a client reaches the emulator: through rt_server, straight to it, or
+through the floor relay.
 
 *Through* speaks rt_server's simplified protocol on ``/realtime``; *direct* speaks the
 Realtime API itself (GA events), configuring the session with the same ``session.update``
-rt_server sends, so both ways ask the emulator for exactly the same work.
+rt_server sends, so both ways ask the emulator for exactly the same work. *Relay* speaks
+it as direct does, through :mod:`benchmarks.relay`.
 
 Clients are aiohttp WebSockets: their frames are parsed in compiled code, so the load
 generator takes as little as it can of the CPU it shares with what it measures.
@@ -13,15 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 import aiohttp
 import orjson
 
-from benchmarks.procs import API_KEY, MODEL
+from benchmarks.procs import API_KEY, MODEL, Way
 
-Way: TypeAlias = Literal["through", "direct"]
-WAYS: tuple[Way, Way] = ("through", "direct")
+__all__ = ["WAYS", "Socket", "Way", "open_session", "rotated", "speaks_realtime", "until", "url_of"]
+
+WAYS: tuple[Way, ...] = ("through", "direct", "relay")
 
 # What rt_server's default profile sends (rt_server.profile), spelled out so the direct way
 # does not move when the profile's code does.
@@ -90,15 +93,27 @@ class Socket:
             await self._http.close()
 
 
+def speaks_realtime(way: Way) -> bool:
+    """Whether the client speaks the Realtime API itself (direct, or through the relay)."""
+    return way != "through"
+
+
+def rotated(i: int) -> tuple[Way, ...]:
+    """The ways in the order of the ``i``-th round: each way goes first, second and last
+    equally often, so they share the machine's noise."""
+    k = i % len(WAYS)
+    return WAYS[k:] + WAYS[:k]
+
+
 def url_of(way: Way, port: int) -> str:
-    if way == "through":
+    if not speaks_realtime(way):
         return f"ws://127.0.0.1:{port}/realtime"
     return f"ws://127.0.0.1:{port}/v1/realtime?model={MODEL}"
 
 
 async def open_session(way: Way, port: int) -> Socket:
-    """A ready session: ``connected`` through rt_server, ``session.updated`` direct."""
-    if way == "through":
+    """A ready session: ``connected`` through rt_server, ``session.updated`` otherwise."""
+    if not speaks_realtime(way):
         ws = await Socket.open(url_of(way, port))
         await until(ws, lambda e: e.get("action") == "connected")
         return ws

@@ -27,6 +27,7 @@ SMALLEST = [
 
 
 SCENARIOS = ("text", "voice", "connect", "memory", "hotpath")
+WAYS = ("through", "direct", "relay")
 # Processes run at once: text, connect and voice share one emulator and rt_server.
 GROUPS = (("text", "connect", "voice"), ("memory",), ("hotpath",))
 
@@ -69,9 +70,9 @@ def test_text_turn(results: dict[str, Path]) -> None:
     data = load(results, "text")
     assert data["turns"] == 5
     for metric in ("first", "done"):
-        for way in ("through", "direct"):
+        for way in WAYS:
             positive_ms(data[metric][way])
-        assert set(data[metric]["added"]) == {"p50", "p90", "p99"}
+        assert set(data[metric]["added"]) == set(data[metric]["floor"]) == {"p50", "p90", "p99"}
     assert data["rt_server_cpu_ms_per_turn"] >= 0
 
 
@@ -79,7 +80,7 @@ def test_voice(results: dict[str, Path]) -> None:
     data = load(results, "voice")
     [row] = data["rows"]
     assert row["sessions"] == 2
-    for way in ("through", "direct"):
+    for way in WAYS:
         level = row[way]
         assert level["sent"] == 2 * 50
         assert level["received"] + level["lost"] == level["sent"]
@@ -87,14 +88,17 @@ def test_voice(results: dict[str, Path]) -> None:
         positive_ms(level["rtt_ms"])
         assert level["loadgen_cpu_cores"] >= 0
     assert row["through"]["cpu_cores"]["rt_server"] > 0
+    assert row["relay"]["cpu_cores"]["relay"] > 0  # the floor relay carried the relay way
+    assert row["relay_cpu_us_per_frame"] > 0
+    assert set(row["floor_ms"]) == {"p50", "p90", "p99"}
     assert row["rt_server_cpu_s_per_session_minute"] > 0
     assert (results["voice"] / "voice_latency.png").stat().st_size > 1000
 
 
 def test_connect(results: dict[str, Path]) -> None:
     data = load(results, "connect")
-    positive_ms(data["through"])
-    positive_ms(data["direct"])
+    for way in WAYS:
+        positive_ms(data[way])
 
 
 def test_memory(results: dict[str, Path]) -> None:
