@@ -236,6 +236,61 @@ def metrics_pieces(calls: int, rounds: int) -> dict[str, float]:
     }
 
 
+async def records_pieces(rounds: int, batch: int = 150) -> dict[str, float]:
+    """One flush of ``batch`` conversation events to SQLite by the records writer: the CPU
+    its event-loop thread spends (aiosqlite's own thread is not counted; the loop thread
+    is the one the audio shares), with the JSON column written by the standard library's
+    encoder (before) and by orjson (current)."""
+    import json
+    import tempfile
+
+    from sqlalchemy import event as sa_event
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from rt_server.records import store as records
+
+    def stdlib_engine(url: str) -> Any:
+        engine = create_async_engine(url, connect_args={"timeout": 15}, json_serializer=json.dumps)
+        sa_event.listen(engine.sync_engine, "connect", records._sqlite_pragmas)
+        return engine
+
+    best: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = {
+            "stdlib json column (before)": records.RecordStore(
+                stdlib_engine(f"sqlite+aiosqlite:///{tmp}/a.db")
+            ),
+            "orjson column (current)": records.RecordStore(
+                records.create_engine(f"sqlite+aiosqlite:///{tmp}/b.db")
+            ),
+        }
+        for store in stores.values():
+            await store.start()
+        data = {"item_id": "item_0123456789", "response_id": "resp_0123456789"}
+        try:
+            for n in range(rounds + 2):  # two warm-up rounds
+                for label, store in stores.items():
+                    sid = f"s{n}"
+                    store.put(records.Started(sid, records.utcnow(), "realtime", "o", "p", "x"))
+                    for seq in range(batch):
+                        at = records.utcnow()
+                        store.put(
+                            records.Event(sid, seq, at, "assistant_text", "assistant", "hi", data)
+                        )
+                    start = time.thread_time()
+                    await store.flush()
+                    took = (time.thread_time() - start) * 1e6
+                    if n >= 2:
+                        best[label] = min(best.get(label, float("inf")), took)
+        finally:
+            for store in stores.values():
+                await store.close()
+    return {
+        f"records: flush of {batch} events to SQLite, loop thread, {label}": round(us, 2)
+        for label, us in best.items()
+    }
+
+
 async def best_us_interleaved(
     calls: int, rounds: int, bodies: dict[str, Callable[[], Awaitable[None]]]
 ) -> dict[str, float]:
@@ -309,6 +364,7 @@ def run(calls: int = 20000, rounds: int = 5) -> dict[str, Any]:
             **metrics_pieces(calls, rounds),
             **uvloop.run(hop_piece(calls, rounds)),
             **uvloop.run(socket_pieces(max(calls // 4, 1), rounds, port)),
+            **uvloop.run(records_pieces(max(rounds, 5))),
         }
     finally:
         sink.terminate()
