@@ -33,8 +33,56 @@ def _uvicorn_ws(implementation: str) -> Callable[[], None]:
     return patch
 
 
+def _ws_fast_send() -> None:
+    """Client frames built in one ``struct.pack`` and written with the payload, instead of
+    through websockets' ``Frame.serialize`` (dataclass, checks, ``BytesIO``) and
+    ``data_to_send``, while the connection is open and no extension is in use."""
+    import struct
+
+    from uvicorn.protocols.utils import ClientDisconnected
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from websockets.protocol import State
+
+    original = WebSocketsSansIOProtocol.send
+    short, medium, long = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ")
+
+    async def send(self: Any, message: Any) -> None:
+        conn = self.conn
+        if (
+            message["type"] != "websocket.send"
+            or not self.handshake_complete
+            or self.close_sent
+            or self.initial_response is not None
+            or conn.state is not State.OPEN
+            or conn.extensions
+            or conn.expect_continuation_frame
+        ):
+            return await original(self, message)
+        await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        data = message.get("bytes")
+        if data is not None:
+            head = 0x82
+        elif (text := message.get("text")) is not None:
+            data, head = text.encode(), 0x81
+        else:
+            return await original(self, message)
+        size = len(data)
+        if size < 126:
+            header = short.pack(head, size)
+        elif size < 65536:
+            header = medium.pack(head, 126, size)
+        else:
+            header = long.pack(head, 127, size)
+        self.transport.write(header + data)
+
+    WebSocketsSansIOProtocol.send = send  # type: ignore[method-assign]
+
+
 EXPERIMENTS: dict[str, Callable[[], None]] = {
     "ws_legacy": _uvicorn_ws("websockets"),  # uvicorn's legacy websockets protocol
+    "ws_fast_send": _ws_fast_send,
 }
 
 
