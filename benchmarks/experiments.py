@@ -80,9 +80,48 @@ def _ws_fast_send() -> None:
     WebSocketsSansIOProtocol.send = send  # type: ignore[method-assign]
 
 
+def _backend_one_write() -> None:
+    """The events one client message becomes (``conversation.item.create`` and
+    ``response.create`` for a ``user_message``) written to the backend in one system call
+    instead of one each, on the aiohttp socket: the backend wakes once for both."""
+    from rt_server import session as session_module
+    from rt_server.backends.sockets import AiohttpConnection
+
+    class _Corked:
+        def __init__(self, transport: Any) -> None:
+            self.transport = transport
+            self.chunks: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.chunks.append(data)
+
+        def is_closing(self) -> bool:
+            return bool(self.transport.is_closing())
+
+    original = session_module.Session._send_backend
+
+    async def send_backend(self: Any, events: list[Any]) -> None:
+        conn = self._conn
+        if len(events) < 2 or not self._live.is_set() or not isinstance(conn, AiohttpConnection):
+            return await original(self, events)
+        writer = conn._ws._writer
+        corked = _Corked(writer.transport)
+        writer.transport = corked  # type: ignore[assignment]
+        try:
+            for event in events:
+                await conn.send(event)
+        finally:
+            writer.transport = corked.transport
+            if corked.chunks:
+                corked.transport.write(b"".join(corked.chunks))
+
+    session_module.Session._send_backend = send_backend  # type: ignore[method-assign]
+
+
 EXPERIMENTS: dict[str, Callable[[], None]] = {
     "ws_legacy": _uvicorn_ws("websockets"),  # uvicorn's legacy websockets protocol
     "ws_fast_send": _ws_fast_send,
+    "backend_one_write": _backend_one_write,
 }
 
 
