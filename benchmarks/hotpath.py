@@ -171,6 +171,113 @@ def text_pieces(calls: int, rounds: int) -> dict[str, float]:
     }
 
 
+class _NullTransport:
+    """A transport that accepts every write and reads nothing: the protocol alone is timed."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(
+            name, default
+        )
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Reading:
+    """What aiohttp's data queue asks of a protocol: whether reading is paused."""
+
+    _reading_paused = False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def client_socket_pieces(calls: int, rounds: int) -> dict[str, float]:
+    """The client socket's WebSocket work per 20 ms frame, in this process on a transport
+    that writes nowhere: uvicorn's ``websockets-sansio`` protocol (what rt_server serves
+    clients with) parsing a masked binary frame into an ASGI message and framing one out,
+    beside compiled parsing (aiohttp's Cython reader, the same bytes) and a header built
+    in one ``struct.pack``: what a compiled client socket could save."""
+    import struct
+
+    import uvicorn
+    from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from uvicorn.server import ServerState
+    from websockets.frames import Frame, Opcode
+
+    accepted = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        accepted.set()
+        await asyncio.Future()  # the benchmark reads the protocol's queue from here on
+
+    config = uvicorn.Config(
+        app, ws="websockets-sansio", ws_per_message_deflate=False, lifespan="off"
+    )
+    config.load()
+    protocol = WebSocketsSansIOProtocol(config, ServerState(), {})
+    protocol.connection_made(_NullTransport())  # type: ignore[arg-type]
+    protocol.data_received(
+        b"GET /realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await accepted.wait()
+    frame = Frame(Opcode.BINARY, FRAME).serialize(mask=True)
+    queue = WebSocketDataQueue(_Reading(), 2**16, loop=asyncio.get_running_loop())  # type: ignore[arg-type]
+    reader = WebSocketReader(queue, 2**24, False, True)
+    header = struct.Struct("!BBH")
+    sink = _NullTransport()
+
+    async def uvicorn_in() -> None:
+        protocol.data_received(frame)
+        await protocol.receive()
+
+    async def compiled_in() -> None:
+        reader.feed_data(frame)
+        await queue.read()
+
+    async def uvicorn_out() -> None:
+        await protocol.send({"type": "websocket.send", "bytes": FRAME})
+
+    async def packed_out() -> None:
+        sink.write(header.pack(0x82, 126, len(FRAME)) + FRAME)
+
+    try:
+        return {
+            "client frame in -> ASGI message: uvicorn websockets-sansio (current)": (
+                await best_us_async(calls, rounds, uvicorn_in)
+            ),
+            "client frame in -> message: aiohttp's compiled reader": (
+                await best_us_async(calls, rounds, compiled_in)
+            ),
+            "frame out to the client: uvicorn websockets-sansio (current)": (
+                await best_us_async(calls, rounds, uvicorn_out)
+            ),
+            "frame out: header in one struct.pack": await best_us_async(calls, rounds, packed_out),
+        }
+    finally:
+        for task in protocol.tasks:
+            task.cancel()
+
+
 async def hop_piece(calls: int, rounds: int) -> dict[str, float]:
     """Handing a frame to another task (deque + ``asyncio.Event``), as ``_to_client`` does."""
     frames: deque[bytes] = deque()
@@ -363,6 +470,7 @@ def run(calls: int = 20000, rounds: int = 5) -> dict[str, Any]:
             **text_pieces(calls, rounds),
             **metrics_pieces(calls, rounds),
             **uvloop.run(hop_piece(calls, rounds)),
+            **uvloop.run(client_socket_pieces(calls, rounds)),
             **uvloop.run(socket_pieces(max(calls // 4, 1), rounds, port)),
             **uvloop.run(records_pieces(max(rounds, 5))),
         }
