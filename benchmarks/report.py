@@ -133,7 +133,9 @@ def _voice(result: dict[str, Any]) -> str:
         "(the emulator's during the through run); \"others'\" is every other process on the "
         "machine (noise). Largest N with added p99 <= 5 ms and no lost frame: "
         f"**{result['max_sessions_added_p99_under_5ms']}**; for the floor relay: "
-        f"**{result.get('floor_max_sessions_under_5ms', '-')}**. rt_server logged "
+        f"**{result.get('floor_max_sessions_under_5ms', '-')}**. Direct alone kept its round "
+        f"trip p99 under 5 ms up to N = **{result.get('direct_max_sessions_p99_under_5ms', '-')}**"
+        "; above that the machine is saturated without any middle tier. rt_server logged "
         f"{result.get('rt_server_error_lines', 0)} ERROR lines.\n" + _layers(result)
     )
 
