@@ -61,6 +61,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="scheduling priority of the benchmark and every process it starts (negative "
         "needs root): on a shared machine, -10 keeps other work from dominating p99",
     )
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help="text, voice, connect: rt_server (and the relay) on the last CPU alone, the "
+        "emulator and load generator on the others, as when rt_server has a core of its own "
+        "and its backend and clients are elsewhere",
+    )
     p.add_argument("--profile", action="store_true", help="run rt_server under cProfile")
     p.add_argument(
         "--spy",
@@ -118,15 +125,18 @@ def run_scenario(
 
 @contextlib.contextmanager
 def shared_servers(
-    args: argparse.Namespace, scenarios: list[str], root: Path
+    args: argparse.Namespace, scenarios: list[str], root: Path, meta: dict[str, Any]
 ) -> Iterator[procs.Pair | None]:
-    """One emulator and rt_server for text, connect and voice (memory starts its own)."""
+    """One emulator and rt_server for text, connect and voice (memory starts its own);
+    ``--pin`` places them and records where in ``meta``."""
     if not {"text", "connect", "voice"} & set(scenarios):
         yield None
         return
     profile = args.out / "rt_server_profile" if args.profile else None
     env = dict(item.split("=", 1) for item in args.env)
     with procs.pair(root, profile=profile, experiment=args.experiment, env=env) as pair:
+        if args.pin:
+            meta["placement"] = procs.pin(pair)
         yield pair
 
 
@@ -160,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": command,
         "quick": args.quick,
         "nice": args.nice,
+        "placement": "shared: the scheduler places every process",
         "rt_server": procs.describe(args.ref),
         "machine": procs.machine(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -167,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="rt-bench-") as tmp:
         root = procs.snapshot(args.ref, Path(tmp)) if args.ref else procs.ROOT
-        with shared_servers(args, scenarios, root) as shared:
+        with shared_servers(args, scenarios, root, meta) as shared:
             run_all(args, scenarios, shared, root, results, meta)
     summary = report.summary(results, meta)
     print(summary)

@@ -280,6 +280,25 @@ def pair(
         yield Pair(emu, srv, floor)
 
 
+def pin(pair: Pair) -> str:
+    """Give rt_server (and the relay, which runs in its place) the last CPU to itself, and
+    the emulator and this process (whose load generator workers inherit it) the others:
+    rt_server on a core of its own, as deployed, with its backend and clients elsewhere.
+    Without pinning the scheduler stacks a woken emulator onto rt_server's CPU. Returns
+    the placement, for the summary."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "not pinned (one CPU)"
+    own, rest = {cpus[-1]}, set(cpus[:-1])
+    for child in (pair.server, pair.relay):
+        child.process.cpu_affinity(sorted(own))
+    pair.emulator.process.cpu_affinity(sorted(rest))
+    os.sched_setaffinity(0, rest)
+    return f"rt_server and the relay on CPU {cpus[-1]}; emulator and load generator on CPU " + (
+        ", ".join(str(c) for c in sorted(rest))
+    )
+
+
 @contextmanager
 def using(shared: Pair | None, root: Path = ROOT) -> Iterator[Pair]:
     """``shared`` when given, else a pair of this scenario's own."""
