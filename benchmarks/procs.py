@@ -280,9 +280,10 @@ def pair(
         yield Pair(emu, srv, floor)
 
 
-def pin(pair: Pair) -> str:
+def pin(pair: Pair, harness: int = 0) -> str:
     """Give rt_server (and the relay, which runs in its place) the last CPU to itself, and
-    the emulator and this process (whose load generator workers inherit it) the others:
+    the emulator and the ``harness`` process (this one by default; its load generator
+    workers inherit its CPUs) the others:
     rt_server on a core of its own, as deployed, with its backend and clients elsewhere.
     Without pinning the scheduler stacks a woken emulator onto rt_server's CPU. Returns
     the placement, for the summary."""
@@ -293,7 +294,7 @@ def pin(pair: Pair) -> str:
     for child in (pair.server, pair.relay):
         child.process.cpu_affinity(sorted(own))
     pair.emulator.process.cpu_affinity(sorted(rest))
-    os.sched_setaffinity(0, rest)
+    os.sched_setaffinity(harness, rest)
     return f"rt_server and the relay on CPU {cpus[-1]}; emulator and load generator on CPU " + (
         ", ".join(str(c) for c in sorted(rest))
     )

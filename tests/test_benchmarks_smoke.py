@@ -6,12 +6,15 @@ scenario measured both ways and wrote its JSON, the summary and the plot.
 
 from __future__ import annotations
 
+import io
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,3 +186,30 @@ def test_spy_sums_native_samples_by_layer() -> None:
     }
     table = spy.table({50: {"kernel: socket writes": 20.0}, 100: {"kernel: socket writes": 25.5}})
     assert table.splitlines()[2] == "| kernel: socket writes | 20.0 % | 25.5 % |"
+
+
+def test_pin_gives_rt_server_and_the_relay_the_last_cpu_alone() -> None:
+    from benchmarks import procs
+
+    cpus = sorted(os.sched_getaffinity(0))
+    started = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(4)
+    ]
+    try:
+        emulator, server, relay, harness = (
+            procs.Child(name, p, 0, io.BytesIO())
+            for name, p in zip(("emulator", "rt_server", "relay", "harness"), started, strict=True)
+        )
+        placement = procs.pin(procs.Pair(emulator, server, relay), harness.popen.pid)
+        if len(cpus) < 2:
+            assert placement == "not pinned (one CPU)"
+            return
+        assert psutil.Process(server.popen.pid).cpu_affinity() == [cpus[-1]]
+        assert psutil.Process(relay.popen.pid).cpu_affinity() == [cpus[-1]]
+        assert psutil.Process(emulator.popen.pid).cpu_affinity() == cpus[:-1]
+        assert os.sched_getaffinity(harness.popen.pid) == set(cpus[:-1])
+        assert placement.startswith(f"rt_server and the relay on CPU {cpus[-1]}")
+    finally:
+        for p in started:
+            p.kill()
+            p.wait()
