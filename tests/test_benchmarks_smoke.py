@@ -213,3 +213,18 @@ def test_pin_gives_rt_server_and_the_relay_the_last_cpu_alone() -> None:
         for p in started:
             p.kill()
             p.wait()
+
+
+def test_interleave_runs_the_variants_in_turns() -> None:
+    from benchmarks import interleave
+
+    variants = ["--variant", "off=", "--variant", "on=--env A=1 --pin"]
+    args = interleave.parse_args(
+        ["--out", "x", "--repeat", "2", *variants, "--", "--scenario", "text"]
+    )
+    assert interleave.commands(args) == [
+        ("off_1", ["--scenario", "text"]),
+        ("on_1", ["--scenario", "text", "--env", "A=1", "--pin"]),
+        ("off_2", ["--scenario", "text"]),
+        ("on_2", ["--scenario", "text", "--env", "A=1", "--pin"]),
+    ]
