@@ -114,7 +114,9 @@ def test_memory(results: dict[str, Path]) -> None:
 def test_hotpath(results: dict[str, Path]) -> None:
     data = load(results, "hotpath")
     assert data["us_per_call"]
-    assert all(0 < us < 100_000 for us in data["us_per_call"].values())
+    # up to a second: a full garbage collection of the start-up heap takes about 0.1 s
+    assert all(0 < us < 1_000_000 for us in data["us_per_call"].values())
+    assert any("start-up frozen" in piece for piece in data["us_per_call"])
 
 
 def test_summary(results: dict[str, Path]) -> None:

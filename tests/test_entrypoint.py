@@ -41,6 +41,7 @@ async def test_rt_server_honours_host_and_port() -> None:
     assert process.stderr is not None
     log = (await process.stderr.read()).decode()
     assert "built-in emulator" in log  # the loud warning when no credentials are set
+    assert "start-up heap frozen" in log  # full collections skip what start-up built
 
 
 async def test_a_bad_variable_stops_start_up_naming_it() -> None:

@@ -74,4 +74,5 @@ async def test_sigterm_lets_the_reply_finish_then_closes_with_1001(
     assert process.stderr is not None
     log = (await process.stderr.read()).decode()
     assert "shutting down: draining 1 sessions" in log
+    assert "start-up heap frozen" in log  # rt_server.main:app, as the console script
     assert "close 1001" in log
