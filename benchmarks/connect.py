@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import procs
-from benchmarks.stats import added, percentiles
+from benchmarks.stats import against_direct, percentiles
 from benchmarks.wire import WAYS, Way, open_session, rotated
 
 
@@ -41,9 +41,4 @@ async def run(
                 samples[way].append(await _connect(way, ports[way]))
                 await asyncio.sleep(0.002)  # let the servers finish the close
     of: dict[str, dict[str, float]] = {way: percentiles(samples[way]) for way in WAYS}
-    return {
-        "connects": connects,
-        **of,
-        "added": added(of["through"], of["direct"]),
-        "floor": added(of["relay"], of["direct"]),
-    }
+    return {"connects": connects, **of, **against_direct(of)}

@@ -16,21 +16,25 @@ from collections.abc import Callable
 from typing import Any
 
 
+def _around_uvicorn_run(before: Callable[[], None] | None = None, **options: Any) -> None:
+    """``uvicorn.run`` as ``rt-server`` calls it, with ``before()`` run first (once the app
+    is built) and ``options`` overriding its keyword arguments."""
+    import uvicorn
+
+    original = uvicorn.run
+
+    def run(*args: Any, **kwargs: Any) -> None:
+        if before is not None:
+            before()
+        original(*args, **{**kwargs, **options})
+
+    uvicorn.run = run
+
+
 def _uvicorn_ws(implementation: str) -> Callable[[], None]:
     """uvicorn serves client WebSockets with ``implementation`` instead of its default
     (``websockets-sansio``), which ``rt-server`` leaves as it is."""
-
-    def patch() -> None:
-        import uvicorn
-
-        original = uvicorn.run
-
-        def run(*args: Any, **kwargs: Any) -> None:
-            original(*args, **{**kwargs, "ws": implementation})
-
-        uvicorn.run = run
-
-    return patch
+    return lambda: _around_uvicorn_run(ws=implementation)
 
 
 def _ws_fast_send() -> None:
@@ -124,17 +128,12 @@ def _gc_tuned() -> None:
     per-frame objects are freed by reference counting, not by the collector."""
     import gc
 
-    import uvicorn
-
-    original = uvicorn.run
-
-    def run(*args: Any, **kwargs: Any) -> None:
+    def tune() -> None:
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
-        original(*args, **kwargs)
 
-    uvicorn.run = run
+    _around_uvicorn_run(before=tune)
 
 
 EXPERIMENTS: dict[str, Callable[[], None]] = {

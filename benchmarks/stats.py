@@ -30,6 +30,12 @@ def added(through: dict[str, float], direct: dict[str, float]) -> dict[str, floa
     }
 
 
+def against_direct(by_way: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """``added`` (through rt_server - direct) and ``floor`` (through the relay - direct)."""
+    direct = by_way["direct"]
+    return {"added": added(by_way["through"], direct), "floor": added(by_way["relay"], direct)}
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 

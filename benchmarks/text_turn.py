@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from benchmarks import procs
-from benchmarks.stats import added, percentiles
+from benchmarks.stats import against_direct, percentiles
 from benchmarks.wire import WAYS, Socket, Way, open_session, rotated, speaks_realtime
 
 TEXT = "ping"
@@ -102,11 +102,7 @@ async def run(
                 await ws.close()
     result: dict[str, Any] = {"turns": turns, "text": TEXT}
     for metric in ("first", "done"):
-        of = {way: percentiles(samples[way][metric]) for way in WAYS}
-        result[metric] = {
-            **of,
-            "added": added(of["through"], of["direct"]),
-            "floor": added(of["relay"], of["direct"]),
-        }
+        of: dict[str, dict[str, float]] = {way: percentiles(samples[way][metric]) for way in WAYS}
+        result[metric] = {**of, **against_direct(of)}
     result["rt_server_cpu_ms_per_turn"] = round(server_cpu * 1000 / turns, 3)
     return result

@@ -25,6 +25,7 @@ import multiprocessing as mp
 import queue
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
@@ -386,11 +387,11 @@ def run(
         "workers": workers or "auto (1 up to 100 sessions, else 2)",
         "rows": rows,
         "passing_levels": ok,
-        "max_sessions_added_p99_under_5ms": _largest_ok(rows, "added_ms", "through"),
-        "floor_max_sessions_under_5ms": _largest_ok(rows, "floor_ms", "relay"),
+        "max_sessions_added_p99_under_5ms": _largest(rows, _level_ok),
+        "floor_max_sessions_under_5ms": _largest(rows, lambda r: _level_ok(r, "floor_ms", "relay")),
         # Above this N the machine misses 5 ms with no middle tier at all: there an added
         # figure measures contention between overloaded runs more than the middle tier.
-        "direct_max_sessions_p99_under_5ms": _largest_direct_ok(rows),
+        "direct_max_sessions_p99_under_5ms": _largest(rows, _direct_ok),
         "target_added_p99_ms": TARGET_ADDED_P99_MS,
         "rt_server_error_lines": server_errors,
         "where_the_time_goes": layers,
@@ -402,22 +403,17 @@ def _level_ok(row: dict[str, Any], added_key: str = "added_ms", way: str = "thro
     return bool(p99 <= TARGET_ADDED_P99_MS and row[way]["lost"] == 0 and not math.isnan(p99))
 
 
-def _largest_direct_ok(rows: list[dict[str, Any]]) -> int:
-    """The largest N up to which direct's own round trip p99 stayed under the target."""
-    passing = 0
-    for row in rows:
-        direct = row["direct"]
-        if not (direct["rtt_ms"]["p99"] <= TARGET_ADDED_P99_MS and direct["lost"] == 0):
-            break
-        passing = row["sessions"]
-    return passing
+def _direct_ok(row: dict[str, Any]) -> bool:
+    """Direct's own round trip p99 (not a difference) within the target, nothing lost."""
+    direct = row["direct"]
+    return bool(direct["rtt_ms"]["p99"] <= TARGET_ADDED_P99_MS and direct["lost"] == 0)
 
 
-def _largest_ok(rows: list[dict[str, Any]], added_key: str, way: str) -> int:
-    """The largest N up to which every level kept its added p99 under the target."""
+def _largest(rows: list[dict[str, Any]], ok: Callable[[dict[str, Any]], bool]) -> int:
+    """The largest N up to which every level was ``ok`` (levels in order)."""
     passing = 0
     for row in rows:
-        if not _level_ok(row, added_key, way):
+        if not ok(row):
             break
         passing = row["sessions"]
     return passing
