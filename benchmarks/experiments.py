@@ -136,11 +136,42 @@ def _gc_tuned() -> None:
     _around_uvicorn_run(before=tune)
 
 
+def _yield_to_client() -> None:
+    """The backend pump lets the client writer run as soon as an event gave the client a
+    frame, instead of going on with the backend events already buffered (a burst of reply
+    audio), which would keep the frame waiting until the burst is translated."""
+    import asyncio
+    import time
+
+    from rt_server import session as session_module
+    from rt_server.errors import BackendClosed
+
+    async def from_backend(self: Any) -> None:
+        translator, outgoing = self.translator, self._outgoing
+        while True:
+            try:
+                event = await self._conn.recv()
+            except BackendClosed as exc:
+                await self._reconnect(exc)
+                continue
+            now = self._last_backend = time.monotonic()
+            if self._recording is not None and event.get("type") == "response.output_audio.delta":
+                self._recording.assistant(event["delta"])
+            await self._apply(translator.backend_event(event, now))
+            if self._drain_until is not None:
+                self._wake.set()
+            if outgoing.frames:
+                await asyncio.sleep(0)
+
+    session_module.Session._from_backend = from_backend  # type: ignore[method-assign]
+
+
 EXPERIMENTS: dict[str, Callable[[], None]] = {
     "ws_legacy": _uvicorn_ws("websockets"),  # uvicorn's legacy websockets protocol
     "ws_fast_send": _ws_fast_send,
     "backend_one_write": _backend_one_write,
     "gc_tuned": _gc_tuned,
+    "yield_to_client": _yield_to_client,
 }
 
 
