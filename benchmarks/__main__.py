@@ -137,6 +137,7 @@ def shared_servers(
     with procs.pair(root, profile=profile, experiment=args.experiment, env=env) as pair:
         if args.pin:
             meta["placement"] = procs.pin(pair)
+        meta["slices"] = procs.slices(pair)
         yield pair
 
 

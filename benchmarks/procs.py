@@ -24,6 +24,7 @@ from typing import IO, Literal, TypeAlias
 
 import psutil
 
+from rt_server.sched import DEFAULT_US, current_slice_us
 from rt_server.serving import free_port
 
 #: How a client reaches the emulator: through rt_server, straight to it, or through the
@@ -237,11 +238,12 @@ def rt_server(
 
 
 @contextmanager
-def relay(emulator_port: int, root: Path = ROOT) -> Iterator[Child]:
-    """The floor (:mod:`benchmarks.relay`): a byte relay in front of the emulator."""
+def relay(emulator_port: int, root: Path = ROOT, *, slice_us: int = 0) -> Iterator[Child]:
+    """The floor (:mod:`benchmarks.relay`): a byte relay in front of the emulator, asking
+    for a ``slice_us`` scheduler slice (0: the kernel's default)."""
     port = free_port()
     argv = [sys.executable, "-m", "benchmarks.relay", "--port", str(port)]
-    argv += ["--upstream", str(emulator_port)]
+    argv += ["--upstream", str(emulator_port), "--slice-us", str(slice_us)]
     with _child("relay", argv, {}, port, root) as child:
         yield child
 
@@ -275,9 +277,29 @@ def pair(
         rt_server(
             emu.port, root, profile=profile, profiler=profiler, experiment=experiment, env=env
         ) as srv,
-        relay(emu.port, root) as floor,
+        relay(emu.port, root, slice_us=slice_of(env)) as floor,
     ):
         yield Pair(emu, srv, floor)
+
+
+def slice_of(env: Mapping[str, str] | None) -> int:
+    """The scheduler slice rt_server asks for with ``env`` (``SCHED_SLICE_US``, else its
+    default): the floor relay asks for the same, so both run on equal terms."""
+    value = (env or {}).get("SCHED_SLICE_US")
+    return int(value) if value else DEFAULT_US
+
+
+def slices(pair: Pair) -> str:
+    """The scheduler slice each process runs with, read from the kernel, for the summary."""
+
+    def of(pid: int) -> str:
+        us = current_slice_us(pid)
+        return "not reported by this kernel" if us is None else f"{us / 1000:g} ms"
+
+    return (
+        f"rt_server {of(pair.server.popen.pid)}, the relay {of(pair.relay.popen.pid)}, "
+        f"the emulator {of(pair.emulator.popen.pid)}, the load generator {of(os.getpid())}"
+    )
 
 
 def pin(pair: Pair, harness: int = 0) -> str:

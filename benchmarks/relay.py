@@ -20,6 +20,8 @@ from typing import cast
 
 import uvloop
 
+from rt_server.sched import request_slice
+
 
 class _Pipe(asyncio.Protocol):
     """One side of a relayed connection; what it reads, its peer writes."""
@@ -94,7 +96,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.relay", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", type=int, required=True)
+    parser.add_argument(
+        "--slice-us", type=int, default=0, help="ask for this scheduler slice, as rt_server does"
+    )
     args = parser.parse_args()
+    if args.slice_us:
+        print(f"scheduler slice: {request_slice(args.slice_us)}", flush=True)
     uvloop.run(serve(args.port, args.upstream))
 
 

@@ -208,6 +208,7 @@ def summary(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
         f"- rt_server: {meta['rt_server']}; date {meta['date']}",
         f"- Scheduling priority (nice) of every benchmark process: {meta.get('nice', 0)}",
         f"- CPU placement: {meta.get('placement', 'shared: the scheduler places every process')}",
+        *([f"- Scheduler slices (`SCHED_SLICE_US`): {meta['slices']}"] if "slices" in meta else []),
         f"- Machine: {m['cpu_model']}, {m['logical_cpus']} logical CPUs "
         f"({m['physical_cores']} cores), {m['memory_gb']} GB; Python {m['python']}; "
         f"load average at start {m['load_average_at_start']}",

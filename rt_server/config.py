@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from rt_server.errors import ConfigError
 from rt_server.profile import Eagerness, NoiseReduction, Profile, TurnDetection
 from rt_server.profiles import load_profiles
+from rt_server.sched import DEFAULT_US, MAX_US, MIN_US
 
 _T = TypeVar("_T", bound=str)
 
@@ -77,6 +78,7 @@ class Settings:
     records_queue: int = 100_000
     client_secret_seconds: int = 600
     audio_coalesce_ms: int = 20
+    sched_slice_us: int = DEFAULT_US  # 0: the kernel's default slice (see rt_server.sched)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -122,6 +124,7 @@ class Settings:
             records_queue=get.integer("RECORDS_QUEUE", 100_000, low=100),
             client_secret_seconds=get.integer("CLIENT_SECRET_SECONDS", 600, low=10, high=7200),
             audio_coalesce_ms=get.integer("AUDIO_COALESCE_MS", 20, low=0, high=200),
+            sched_slice_us=_slice(get),
         )
         settings.check()
         return settings
@@ -215,6 +218,14 @@ def _limits(get: _Reader) -> Limits:
         ),
         reconnect_attempts=get.integer("RECONNECT_ATTEMPTS", default.reconnect_attempts, low=0),
     )
+
+
+def _slice(get: _Reader) -> int:
+    """SCHED_SLICE_US: 0, or a slice the kernel accepts as it is (100 us to 100 ms)."""
+    us = get.integer("SCHED_SLICE_US", DEFAULT_US, low=0, high=MAX_US)
+    if 0 < us < MIN_US:
+        raise ConfigError(f"SCHED_SLICE_US must be 0 or between {MIN_US} and {MAX_US}, got {us}")
+    return us
 
 
 def _records_url(get: _Reader) -> str | None:

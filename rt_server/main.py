@@ -33,6 +33,7 @@ from rt_server.observe import Observer
 from rt_server.phone import mount_phone
 from rt_server.protocol import client_schema, server_schema
 from rt_server.records import mount_records, open_records
+from rt_server.sched import request_slice
 from rt_server.secrets import mount_client_secrets
 from rt_server.session import Services
 from rt_server.shutdown import drain_on_signal
@@ -47,13 +48,14 @@ def create_app(
     *,
     tools: ToolRegistry | None = None,
     observers: tuple[Observer, ...] = (),
-    freeze_start_up: bool = False,
+    own_process: bool = False,
 ) -> FastAPI:
     """The rt_server application; settings default to the environment at start-up.
 
-    ``freeze_start_up`` (the console script and ``rt_server.main:app``; not tests, which
-    build many apps in one process) hides what start-up built from the garbage collector
-    once the lifespan has started: see :func:`_freeze_start_up`."""
+    ``own_process`` (the console script and ``rt_server.main:app``; not tests, which build
+    many apps in one process) tunes the process once the lifespan has started: the
+    scheduler slice (``SCHED_SLICE_US``, :mod:`rt_server.sched`) and the start-up heap
+    hidden from the garbage collector (:func:`_freeze_start_up`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,8 +85,8 @@ def create_app(
             )
             runtime = app.state.runtime = Runtime(resolved, services, monitor)
             async with drain_on_signal(runtime):
-                if freeze_start_up:
-                    _freeze_start_up()
+                if own_process:
+                    _tune_process(resolved)
                 logger.info("rt_server ready: backend {}, {} tools", started.name, len(registry))
                 yield
 
@@ -97,6 +99,12 @@ def create_app(
     mount_client_secrets(app)
     mount_web_client(app)
     return app
+
+
+def _tune_process(settings: Settings) -> None:
+    if settings.sched_slice_us:
+        logger.info("scheduler slice: {}", request_slice(settings.sched_slice_us))
+    _freeze_start_up()
 
 
 def _freeze_start_up() -> None:
@@ -224,7 +232,7 @@ def run() -> None:
         raise SystemExit(2) from None
     configure_logging(settings.log_level, json=settings.log_json)
     uvicorn.run(
-        create_app(settings, freeze_start_up=True),
+        create_app(settings, own_process=True),
         host=settings.host,
         port=settings.port,
         ws_per_message_deflate=False,
@@ -233,4 +241,4 @@ def run() -> None:
     )
 
 
-app = create_app(freeze_start_up=True)
+app = create_app(own_process=True)

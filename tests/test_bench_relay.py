@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
 
+from benchmarks.procs import slice_of
 from benchmarks.relay import start
+from rt_server.sched import DEFAULT_US, current_slice_us
 from rt_server.serving import free_port
+from tests.test_sched import HONOURED
 
 
 @contextlib.asynccontextmanager
@@ -63,3 +67,21 @@ async def test_an_unreachable_upstream_closes_the_client() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         assert await asyncio.wait_for(reader.read(), 30) == b""  # EOF, not a hang
         writer.close()
+
+
+async def test_the_relay_asks_for_the_slice_rt_server_would() -> None:
+    assert slice_of(None) == DEFAULT_US  # rt_server's default when SCHED_SLICE_US is unset
+    assert slice_of({"SCHED_SLICE_US": "0"}) == 0
+    argv = ["-m", "benchmarks.relay", "--port", str(free_port()), "--upstream", "1"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *argv, "--slice-us", "300", stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(30):
+            line = (await process.stdout.readline()).decode()
+        assert line.startswith("scheduler slice: ")
+        assert current_slice_us(process.pid) == (300 if HONOURED else None)
+    finally:
+        process.terminate()
+        await process.wait()

@@ -33,6 +33,8 @@ def test_defaults() -> None:
     assert settings.azure_api_version is None
     assert settings.backend_socket == "aiohttp"
     assert Settings.from_env({"BACKEND_SOCKET": "SDK"}).backend_socket == "sdk"
+    assert settings.sched_slice_us == 100
+    assert Settings.from_env({"SCHED_SLICE_US": "0"}).sched_slice_us == 0  # the kernel's own
 
 
 def test_secrets_stay_out_of_repr() -> None:
@@ -55,6 +57,8 @@ def test_secrets_stay_out_of_repr() -> None:
         ({"LOG_JSON": "maybe"}, "LOG_JSON"),
         ({"BACKEND_SOCKET": "httpx"}, "BACKEND_SOCKET"),
         ({"AUDIO_COALESCE_MS": "-1"}, "AUDIO_COALESCE_MS"),
+        ({"SCHED_SLICE_US": "50"}, "SCHED_SLICE_US must be 0 or between 100 and 100000"),
+        ({"SCHED_SLICE_US": "200000"}, "SCHED_SLICE_US"),
         ({"MAX_SESSIONS": "0"}, "MAX_SESSIONS"),
         ({"IDLE_TIMEOUT_SECONDS": "nan"}, "IDLE_TIMEOUT_SECONDS"),
     ],

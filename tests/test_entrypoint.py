@@ -9,7 +9,9 @@ import sys
 
 import httpx
 
+from rt_server.sched import current_slice_us
 from rt_server.serving import free_port
+from tests.test_sched import HONOURED
 from tests.test_shutdown import wait_until_listening
 
 RUN = "from rt_server.main import run; run()"
@@ -34,6 +36,8 @@ async def test_rt_server_honours_host_and_port() -> None:
         async with httpx.AsyncClient() as http:
             response = await http.get(f"http://127.0.0.1:{port}/health")
         assert response.json() == {"status": "ok"}
+        # SCHED_SLICE_US's default, on the event loop's thread (the process's main thread)
+        assert current_slice_us(process.pid) == (100 if HONOURED else None)
     finally:
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(15):
@@ -42,6 +46,7 @@ async def test_rt_server_honours_host_and_port() -> None:
     log = (await process.stderr.read()).decode()
     assert "built-in emulator" in log  # the loud warning when no credentials are set
     assert "start-up heap frozen" in log  # full collections skip what start-up built
+    assert ("scheduler slice: 0.1 ms" in log) is HONOURED
 
 
 async def test_a_bad_variable_stops_start_up_naming_it() -> None:

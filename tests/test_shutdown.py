@@ -32,6 +32,7 @@ async def process() -> asyncio.subprocess.Process:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_"))}
     env |= {"BACKEND": "emulator", "SHUTDOWN_GRACE_SECONDS": "10", "LOG_LEVEL": "INFO"}
+    env["SCHED_SLICE_US"] = "0"  # the kernel's default: no slice asked for
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -75,4 +76,5 @@ async def test_sigterm_lets_the_reply_finish_then_closes_with_1001(
     log = (await process.stderr.read()).decode()
     assert "shutting down: draining 1 sessions" in log
     assert "start-up heap frozen" in log  # rt_server.main:app, as the console script
+    assert "scheduler slice" not in log  # SCHED_SLICE_US=0
     assert "close 1001" in log
