@@ -113,10 +113,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Upgrade the schema to ``revision`` (instances sharing PostgreSQL take turns)."""
+    """Upgrade the schema to ``revision``. Processes sharing the database take turns:
+    instances on one PostgreSQL, or ``--workers N`` on one SQLite file."""
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             await conn.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
+        else:
+            # The SQLite driver opens no transaction for DDL, so two workers would both
+            # create the tables; an exclusive one makes the second wait (busy timeout).
+            await conn.exec_driver_sql("BEGIN EXCLUSIVE")
         await conn.run_sync(_upgrade, revision)
 
 

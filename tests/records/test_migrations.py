@@ -3,7 +3,10 @@ upgrade to head (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import inspect, text
 
@@ -53,4 +56,26 @@ async def test_a_first_revision_database_with_data_upgrades_to_head(database_url
     assert found is not None and found[0].total_tokens == 0
     after = await queries.get_conversation(engine, "after")
     assert after is not None and after[0].total_tokens == 7 and len(after[1]) == 1
+    await store.close()
+
+
+async def test_workers_starting_together_on_one_sqlite_file_take_turns(tmp_path: Path) -> None:
+    """`uvicorn --workers N`: each worker process migrates the same file at start-up."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'records.sqlite3'}"
+    script = (
+        "import asyncio, sys\n"
+        "from rt_server.records.store import create_engine, migrate\n"
+        "asyncio.run(migrate(create_engine(sys.argv[1])))\n"
+    )
+    workers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, url, stderr=asyncio.subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    async with asyncio.timeout(60):
+        results = [await worker.communicate() for worker in workers]
+    assert [worker.returncode for worker in workers] == [0] * 4, [err for _, err in results]
+    store = RecordStore(create_engine(url))
+    assert await _revision(store) == "0002"
     await store.close()
