@@ -47,7 +47,7 @@ def request_slice(us: int) -> str:
         if fields[1] not in _FAIR:
             return f"not asked: this process runs under scheduling policy {fields[1]}"
         fields[5] = us * 1000
-        _call(set_number, 0, ctypes.create_string_buffer(_ATTR.pack(*fields), _ATTR.size), 0)
+        _set(set_number, 0, fields)
         granted_ns = _get(get_number, 0)[5]
     except OSError as exc:
         return f"refused ({exc.strerror}); the kernel's default stays"
@@ -75,13 +75,17 @@ def _syscalls() -> tuple[int, int] | None:
 
 def _get(number: int, tid: int) -> tuple[int, ...]:
     buffer = ctypes.create_string_buffer(_ATTR.size)
-    _call(number, tid, buffer, _ATTR.size)
+    _check(_libc().syscall(number, tid, buffer, _ATTR.size, 0))  # (tid, attr, size, flags)
     return _ATTR.unpack(buffer.raw)
 
 
-def _call(number: int, tid: int, buffer: ctypes.Array[ctypes.c_char], size: int) -> None:
-    # sched_getattr(tid, attr, size, flags); sched_setattr(tid, attr, flags) ignores the last
-    if _libc().syscall(number, tid, buffer, size, 0) != 0:
+def _set(number: int, tid: int, fields: list[int]) -> None:
+    buffer = ctypes.create_string_buffer(_ATTR.pack(*fields), _ATTR.size)
+    _check(_libc().syscall(number, tid, buffer, 0))  # (tid, attr, flags)
+
+
+def _check(result: int) -> None:
+    if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, os.strerror(errno))
 

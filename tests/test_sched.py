@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import threading
@@ -44,3 +45,13 @@ def test_threads_started_afterwards_inherit_the_slice() -> None:
         return in_thread(current_slice_us)
 
     assert in_thread(ask_then_start) == (400 if HONOURED else None)
+
+
+def test_a_thread_outside_the_fair_policies_is_left_as_it_is() -> None:
+    def idle_then_ask() -> tuple[str, int]:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # this thread only
+        return request_slice(250), os.sched_getscheduler(0)
+
+    said, policy = in_thread(idle_then_ask)
+    assert policy == os.SCHED_IDLE
+    assert said == f"not asked: this process runs under scheduling policy {os.SCHED_IDLE}"
