@@ -20,6 +20,7 @@ from typing import Any
 import uvloop
 
 from benchmarks import connect, hotpath, memory, procs, report, text_turn, voice
+from rt_server.sched import MAX_US, MIN_US, request_slice
 
 SCENARIOS = ("text", "voice", "connect", "memory", "hotpath")
 
@@ -62,6 +63,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "needs root): on a shared machine, -10 keeps other work from dominating p99",
     )
     p.add_argument(
+        "--harness-slice",
+        type=int,
+        default=0,
+        metavar="US",
+        help="the benchmark, its load generators and the emulator ask for this scheduler "
+        "slice (0: the kernel's default), as rt_server does with SCHED_SLICE_US; rt_server "
+        "and the relay inherit it unless they ask for their own",
+    )
+    p.add_argument(
         "--pin",
         action="store_true",
         help="text, voice, connect: rt_server (and the relay) on the last CPU alone, the "
@@ -84,6 +94,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a setting for rt_server (repeatable), e.g. BACKEND_SOCKET=sdk",
     )
     args = p.parse_args(argv)
+    if args.harness_slice and not MIN_US <= args.harness_slice <= MAX_US:
+        p.error(f"--harness-slice takes 0 or {MIN_US}-{MAX_US} us, got {args.harness_slice}")
     if bad := [item for item in args.env if "=" not in item]:
         p.error(f"--env takes NAME=VALUE, got {bad[0]!r}")
     return args
@@ -165,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     procs.raise_fd_limit()
     if args.nice:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # children inherit it
+    if args.harness_slice:
+        print(f"harness scheduler slice: {request_slice(args.harness_slice)}")  # inherited too
     args.out.mkdir(parents=True, exist_ok=True)
     scenarios = args.scenario or list(SCENARIOS)
     meta = {
