@@ -20,7 +20,7 @@ from typing import Any
 import uvloop
 
 from benchmarks import connect, hotpath, memory, procs, report, text_turn, voice
-from rt_server.sched import MAX_US, MIN_US, request_slice
+from rt_server import sched
 
 SCENARIOS = ("text", "voice", "connect", "memory", "hotpath")
 
@@ -94,8 +94,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a setting for rt_server (repeatable), e.g. BACKEND_SOCKET=sdk",
     )
     args = p.parse_args(argv)
-    if args.harness_slice and not MIN_US <= args.harness_slice <= MAX_US:
-        p.error(f"--harness-slice takes 0 or {MIN_US}-{MAX_US} us, got {args.harness_slice}")
+    if not sched.valid(args.harness_slice):
+        p.error(
+            f"--harness-slice takes 0 or {sched.MIN_US}-{sched.MAX_US} us, got {args.harness_slice}"
+        )
     if bad := [item for item in args.env if "=" not in item]:
         p.error(f"--env takes NAME=VALUE, got {bad[0]!r}")
     return args
@@ -178,7 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.nice:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # children inherit it
     if args.harness_slice:
-        print(f"harness scheduler slice: {request_slice(args.harness_slice)}")  # inherited too
+        print(
+            f"harness scheduler slice: {sched.request_slice(args.harness_slice)}"
+        )  # inherited too
     args.out.mkdir(parents=True, exist_ok=True)
     scenarios = args.scenario or list(SCENARIOS)
     meta = {

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from rt_server.errors import ConfigError
 from rt_server.profile import Eagerness, NoiseReduction, Profile, TurnDetection
 from rt_server.profiles import load_profiles
-from rt_server.sched import DEFAULT_US, MAX_US, MIN_US
+from rt_server.sched import DEFAULT_US, MAX_US, MIN_US, valid
 
 _T = TypeVar("_T", bound=str)
 
@@ -223,7 +223,7 @@ def _limits(get: _Reader) -> Limits:
 def _slice(get: _Reader) -> int:
     """SCHED_SLICE_US: 0, or a slice the kernel accepts as it is (100 us to 100 ms)."""
     us = get.integer("SCHED_SLICE_US", DEFAULT_US, low=0, high=MAX_US)
-    if 0 < us < MIN_US:
+    if not valid(us):
         raise ConfigError(f"SCHED_SLICE_US must be 0 or between {MIN_US} and {MAX_US}, got {us}")
     return us
 

@@ -31,8 +31,14 @@ _SYSCALLS = {"x86_64": (314, 315), "aarch64": (274, 275)}
 # runtime, deadline, period. A fair policy keeps its nice value only if it is passed back.
 _ATTR = struct.Struct("=IIQiIQQQ")
 _FAIR = {0, 3}  # SCHED_OTHER, SCHED_BATCH: the fair policies
+_POLICY, _RUNTIME = 1, 5  # where they stand in the struct
 MIN_US, MAX_US = 100, 100_000
 DEFAULT_US = 100  # SCHED_SLICE_US
+
+
+def valid(us: int) -> bool:
+    """Whether ``us`` is 0 (the kernel's default) or a slice the kernel takes as it is."""
+    return us == 0 or MIN_US <= us <= MAX_US
 
 
 def request_slice(us: int) -> str:
@@ -44,14 +50,13 @@ def request_slice(us: int) -> str:
     set_number, get_number = calls
     try:
         fields = list(_get(get_number, 0))
-        if fields[1] not in _FAIR:
-            return f"not asked: this process runs under scheduling policy {fields[1]}"
-        fields[5] = us * 1000
+        if fields[_POLICY] not in _FAIR:
+            return f"not asked: this process runs under scheduling policy {fields[_POLICY]}"
+        fields[_RUNTIME] = us * 1000
         _set(set_number, 0, fields)
-        granted_ns = _get(get_number, 0)[5]
     except OSError as exc:
         return f"refused ({exc.strerror}); the kernel's default stays"
-    if granted_ns != us * 1000:
+    if current_slice_us() != us:
         return "the kernel kept its default (slice requests need Linux 6.12 or newer)"
     return f"{us / 1000:g} ms"
 
@@ -63,7 +68,7 @@ def current_slice_us(tid: int = 0) -> int | None:
     if calls is None:
         return None
     try:
-        ns = _get(calls[1], tid)[5]
+        ns = _get(calls[1], tid)[_RUNTIME]
     except OSError:
         return None
     return ns // 1000 or None
