@@ -12,7 +12,8 @@ in).
 The load generator runs in worker processes (uvloop), one ticker per worker sending every
 frame on time; sessions are spread evenly over the 20 ms period. Each N runs through
 rt_server, then direct, then through the relay, on the same emulator; CPU of rt_server,
-the relay, the emulator and the workers is read with psutil over the measured window.
+the relay, the emulator and the workers is read from their CPU clocks
+(`procs.cpu_seconds`) over the measured window.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-import psutil
 
 from benchmarks import procs, spy
 from benchmarks.stats import added, percentiles
@@ -270,17 +270,17 @@ def run_level(
         process.start()
     try:
         _collect(results, started, len(jobs), "ready", timeout=60.0 + sessions * 0.2)
-        loadgen = [psutil.Process(p.pid) for p in started]
+        loadgen = [p.pid for p in started if p.pid is not None]  # all started by now
         start.value = time.monotonic() + 0.3
         go.set()
         time.sleep(max(0.0, start.value - time.monotonic()))
         cpu_before = {name: child.cpu_seconds() for name, child in watched.items()}
-        gen_before = sum(p.cpu_times().user + p.cpu_times().system for p in loadgen)
+        gen_before = sum(procs.cpu_seconds(pid) for pid in loadgen)
         machine_before = procs.busy_cores()
         spying = spy.record(watched["rt_server"].popen.pid, seconds, spy_to) if spy_to else None
         time.sleep(seconds)
         cpu = {name: child.cpu_seconds() - cpu_before[name] for name, child in watched.items()}
-        gen_cpu = sum(p.cpu_times().user + p.cpu_times().system for p in loadgen) - gen_before
+        gen_cpu = sum(procs.cpu_seconds(pid) for pid in loadgen) - gen_before
         others = procs.busy_cores() - machine_before - gen_cpu - sum(cpu.values())
         done: list[WorkerResult] = _collect(results, started, len(jobs), "done", timeout=30.0)
         if spying is not None:

@@ -230,3 +230,25 @@ def test_interleave_runs_the_variants_in_turns() -> None:
         ("off_2", ["--scenario", "text"]),
         ("on_2", ["--scenario", "text", "--env", "A=1", "--pin"]),
     ]
+
+
+def test_cpu_seconds_counts_threads_that_have_exited() -> None:
+    from benchmarks import procs
+
+    burn = (
+        "import threading, time\n"
+        "def spin():\n"
+        "    end = time.thread_time() + 0.2\n"
+        "    while time.thread_time() < end: pass\n"
+        "thread = threading.Thread(target=spin); thread.start(); thread.join()\n"
+        "print('done', flush=True); time.sleep(60)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline() == b"done\n"
+            used = procs.cpu_seconds(child.pid)  # the spinning thread has exited by now
+            times = psutil.Process(child.pid).cpu_times()
+            assert 0.2 <= used < 5.0
+            assert abs(used - (times.user + times.system)) < 0.05  # psutil counts 10 ms ticks
+        finally:
+            child.kill()
