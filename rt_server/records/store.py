@@ -19,10 +19,10 @@ import contextlib
 import itertools
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from dataclasses import fields
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import orjson
 from alembic import command
@@ -33,56 +33,17 @@ from sqlalchemy import Connection, bindparam, delete, event, select, text, updat
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from rt_server.records.model import Ended, Event, Record, Started, utcnow
 from rt_server.records.schema import conversations, events
+from rt_server.records.sqlite import REFUSED, SqliteWriter
+
+__all__ = ["Ended", "Event", "Record", "RecordStore", "Started", "create_engine", "utcnow"]
 
 BATCH = 500  # records per transaction
 FLUSH_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
 _MIGRATION_LOCK = 0x72745F7265636F72  # pg_advisory_xact_lock key: instances migrate one at a time
-
-
-def utcnow() -> datetime:
-    """Now, as the naive UTC datetime the tables hold."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True, slots=True)
-class Started:
-    """A session began."""
-
-    id: str
-    started_at: datetime
-    dialect: str
-    backend: str
-    profile: str
-    peer: str
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Something happened in a session (the ``seq``-th thing)."""
-
-    conversation_id: str
-    seq: int
-    at: datetime
-    kind: str
-    role: str | None
-    text: str | None
-    data: dict[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Ended:
-    """A session ended."""
-
-    id: str
-    ended_at: datetime
-    close_code: int
-    close_reason: str
-    total_tokens: int
-
-
-Record: TypeAlias = Started | Event | Ended
+_SQLITE_TIMEOUT = 15.0  # seconds to wait for another connection's lock on the file
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -91,7 +52,9 @@ def create_engine(url: str) -> AsyncEngine:
     The JSON column is written with orjson: the standard library's encoder was most of a
     row's cost, and rows are built on the event loop the audio runs on."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 15}, json_serializer=_json)
+        engine = create_async_engine(
+            url, connect_args={"timeout": _SQLITE_TIMEOUT}, json_serializer=_json
+        )
         if (database := engine.url.database) and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -173,6 +136,14 @@ class RecordStore:
         self._wake = asyncio.Event()
         self._migrated = False
         self._failing = False
+        database = engine.url.database
+        # A SQLite file is written on a thread of its own (see .sqlite); PostgreSQL
+        # through the engine (asyncpg: one round trip per statement, no thread).
+        self.sqlite = (
+            SqliteWriter(database, timeout=_SQLITE_TIMEOUT)
+            if engine.dialect.name == "sqlite" and database and database != ":memory:"
+            else None
+        )
         self.metrics = StoreMetrics(registry or CollectorRegistry(), lambda: len(self._queue))
 
     # ------------------------------------------------------------------ the observer side
@@ -271,6 +242,8 @@ class RecordStore:
             logger.error(
                 "records: {} records not written at shutdown ({})", self.queued, describe(exc)
             )
+        if self.sqlite is not None:
+            await self.sqlite.close()
         await self.engine.dispose()
 
     async def purge(self, now: datetime | None = None) -> int:
@@ -293,8 +266,11 @@ class RecordStore:
 
     async def _write(self, batch: list[Record]) -> None:
         try:
-            async with self.engine.begin() as conn:
-                await write_records(conn, batch)
+            if self.sqlite is not None:
+                await self.sqlite.write(batch)
+            else:
+                async with self.engine.begin() as conn:
+                    await write_records(conn, batch)
         except Exception as exc:
             if not _refused_content(exc):
                 raise
@@ -362,7 +338,7 @@ def _insert_or_ignore(dialect: str) -> Any:
 
 def _refused_content(exc: Exception) -> bool:
     """The database refused what we sent (not: it is unreachable)."""
-    if isinstance(exc, IntegrityError | DataError):
+    if isinstance(exc, IntegrityError | DataError | REFUSED):
         return True
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 

@@ -232,7 +232,8 @@ async def test_a_database_outage_mid_session_loses_no_record(
 
 
 class _Unavailable:
-    """An injectable failure: every statement on the engine fails as if the disk were gone."""
+    """An injectable failure: every statement fails as if the disk were gone, on the
+    engine (the REST API) and, for SQLite, on the writer's own connection too."""
 
     def __init__(self) -> None:
         self.on = True
@@ -240,6 +241,10 @@ class _Unavailable:
     def __call__(self, *args: Any) -> None:
         if self.on:
             raise OperationalError("(injected)", None, Exception("disk I/O error"))
+
+    def interrupt(self) -> int:
+        """SQLite's progress handler: non-zero aborts the statement ("interrupted")."""
+        return int(self.on)
 
 
 class _Outage:
@@ -252,6 +257,8 @@ class _Outage:
         assert store is not None
         if self.url.startswith("sqlite"):
             event.listen(store.engine.sync_engine, "before_cursor_execute", self.fail)
+            assert store.sqlite is not None and store.sqlite.connection is not None
+            store.sqlite.connection.set_progress_handler(self.fail.interrupt, 1)
         else:
             await asyncio.to_thread(self.request.getfixturevalue("pg_cluster").stop)
 
@@ -260,6 +267,7 @@ class _Outage:
         assert store is not None
         if self.url.startswith("sqlite"):
             event.remove(store.engine.sync_engine, "before_cursor_execute", self.fail)
+            self.fail.on = False
         else:
             await asyncio.to_thread(self.request.getfixturevalue("pg_cluster").start)
 
@@ -277,5 +285,35 @@ async def test_retention_purges_old_conversations(database_url: str) -> None:
     assert await forever.purge(now + timedelta(days=999)) == 0
     from rt_server.records import queries
 
+    assert await queries.count_conversations(store.engine) == 1
+    await store.close()
+
+
+async def test_a_record_the_database_refuses_is_dropped_alone(database_url: str) -> None:
+    from rt_server.records import queries
+    from rt_server.records.store import Ended, Event, RecordStore, create_engine
+
+    store = RecordStore(create_engine(database_url))
+    now = datetime(2026, 6, 1, 12, 0, 0)
+    store.put(Started("good", now, "realtime", "openai", "default", "?"))
+    store.put(Started("bad", now, None, "openai", "default", "?"))  # type: ignore[arg-type]
+    store.put(Event("good", 1, now, "user_text", "user", "hi", None))
+    store.put(Event("good", 2, now, "usage", None, None, {"total_tokens": 7}))
+    store.put(Event("gone", 1, now, "user_text", "user", "deleted meanwhile", None))
+    store.put(Ended("good", now + timedelta(seconds=3), 1000, "session ended", 7))
+    await store.flush()
+    assert store.count("dropped") == 1  # the NOT NULL violation, nothing else
+    assert store.queued == 0
+    assert await queries.count_conversations(store.engine) == 1
+    found = await queries.get_conversation(store.engine, "good")
+    assert found is not None
+    conversation, events = found
+    assert (conversation.started_at, conversation.ended_at) == (now, now + timedelta(seconds=3))
+    assert (conversation.close_code, conversation.total_tokens) == (1000, 7)
+    assert [(e.seq, e.at, e.text, e.data) for e in events] == [
+        (1, now, "hi", None),
+        (2, now, None, {"total_tokens": 7}),
+    ]
+    await store.flush()  # written twice: nothing changes
     assert await queries.count_conversations(store.engine) == 1
     await store.close()
