@@ -194,6 +194,52 @@ def _inline_send() -> None:
     session_module.Session._apply = apply  # type: ignore[method-assign]
 
 
+def _batch_writes() -> None:
+    """The frames the client writer finds queued go out in one write (one system call,
+    one wake-up of the client), instead of one write each: every frame but the last is
+    sent with a ``more`` hint, and uvicorn's protocol keeps a hinted frame in its
+    output buffer until a frame without the hint flushes them all."""
+    from uvicorn.protocols.utils import ClientDisconnected
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from websockets.exceptions import InvalidState
+
+    from rt_server import session as session_module
+
+    original_send = WebSocketsSansIOProtocol.send
+
+    async def send(self: Any, message: Any) -> None:
+        if not (
+            message.get("more")
+            and message["type"] == "websocket.send"
+            and self.handshake_complete
+            and not self.close_sent
+            and self.initial_response is None
+        ):
+            await original_send(self, message)
+            return
+        await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        try:
+            if (data := message.get("bytes")) is not None:
+                self.conn.send_binary(data)
+            else:
+                self.conn.send_text(message["text"].encode())
+        except InvalidState:
+            raise ClientDisconnected() from None
+
+    async def drain(self: Any, websocket: Any) -> None:
+        frames = self.frames
+        while frames:
+            frame = frames.popleft()
+            self.size -= len(frame)
+            key = "bytes" if isinstance(frame, bytes) else "text"
+            await websocket.send({"type": "websocket.send", key: frame, "more": bool(frames)})
+
+    WebSocketsSansIOProtocol.send = send  # type: ignore[method-assign]
+    session_module._Outgoing.drain = drain  # type: ignore[method-assign]
+
+
 EXPERIMENTS: dict[str, Callable[[], None]] = {
     "ws_legacy": _uvicorn_ws("websockets"),  # uvicorn's legacy websockets protocol
     "ws_fast_send": _ws_fast_send,
@@ -201,6 +247,7 @@ EXPERIMENTS: dict[str, Callable[[], None]] = {
     "gc_tuned": _gc_tuned,
     "yield_to_client": _yield_to_client,
     "inline_send": _inline_send,
+    "batch_writes": _batch_writes,
 }
 
 
