@@ -3,7 +3,8 @@
 ``python -m benchmarks.server [--profile DIR] [--experiment NAME]`` runs exactly what
 ``rt-server`` runs (settings from the environment, uvicorn, one worker). With
 ``--profile`` the process runs under pyinstrument (a statistical profile, ``profile.txt``
-and ``profile.html``) and cProfile (exact call counts and own time, ``cprofile.txt`` and
+and ``profile.html``) and cProfile (exact call counts and own time in CPU seconds of the event loop's thread,
+not wall time, so waiting for a CPU is not counted; ``cprofile.txt`` and
 ``cprofile.pstats``), written to DIR when it exits; pass ``--profiler`` to pick one.
 ``--experiment`` patches rt_server *in this process only* (see
 :mod:`benchmarks.experiments`): nothing in rt_server's sources changes.
@@ -15,6 +16,7 @@ import argparse
 import io
 import pstats
 import signal
+import time
 from pathlib import Path
 
 from rt_server.main import run
@@ -59,7 +61,7 @@ def _pyinstrument(out: Path) -> None:
 def _cprofile(out: Path) -> None:
     import cProfile
 
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.thread_time)
     profiler.enable()
     try:
         run()
