@@ -50,7 +50,8 @@ def create_engine(url: str) -> AsyncEngine:
     """An engine for ``url`` (``sqlite+aiosqlite`` or ``postgresql+asyncpg``).
 
     The JSON column is written with orjson: the standard library's encoder was most of a
-    row's cost, and rows are built on the event loop the audio runs on."""
+    row's cost, and PostgreSQL's rows are built on the event loop the audio runs on (a
+    SQLite file's are built on :class:`SqliteWriter`'s thread)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url, connect_args={"timeout": _SQLITE_TIMEOUT}, json_serializer=_json
