@@ -194,11 +194,17 @@ def _inline_send() -> None:
     session_module.Session._apply = apply  # type: ignore[method-assign]
 
 
-def _batch_writes() -> None:
+def _batch_writes(first_alone: bool) -> Callable[[], None]:
     """The frames the client writer finds queued go out in one write (one system call,
     one wake-up of the client), instead of one write each: every frame but the last is
     sent with a ``more`` hint, and uvicorn's protocol keeps a hinted frame in its
-    output buffer until a frame without the hint flushes them all."""
+    output buffer until a frame without the hint flushes them all. With ``first_alone``
+    the first frame of each drain is written at once and only the rest are joined, so
+    the first ``text_delta`` does not wait for the frames queued behind it."""
+    return lambda: _patch_batch_writes(first_alone)
+
+
+def _patch_batch_writes(first_alone: bool) -> None:
     from uvicorn.protocols.utils import ClientDisconnected
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
     from websockets.exceptions import InvalidState
@@ -229,12 +235,14 @@ def _batch_writes() -> None:
             raise ClientDisconnected() from None
 
     async def drain(self: Any, websocket: Any) -> None:
-        frames = self.frames
+        frames, alone = self.frames, first_alone
         while frames:
             frame = frames.popleft()
             self.size -= len(frame)
             key = "bytes" if isinstance(frame, bytes) else "text"
-            await websocket.send({"type": "websocket.send", key: frame, "more": bool(frames)})
+            more = bool(frames) and not alone
+            alone = False
+            await websocket.send({"type": "websocket.send", key: frame, "more": more})
 
     WebSocketsSansIOProtocol.send = send  # type: ignore[method-assign]
     session_module._Outgoing.drain = drain  # type: ignore[method-assign]
@@ -247,7 +255,8 @@ EXPERIMENTS: dict[str, Callable[[], None]] = {
     "gc_tuned": _gc_tuned,
     "yield_to_client": _yield_to_client,
     "inline_send": _inline_send,
-    "batch_writes": _batch_writes,
+    "batch_writes": _batch_writes(first_alone=False),
+    "batch_writes_after_first": _batch_writes(first_alone=True),
 }
 
 
