@@ -248,6 +248,101 @@ def _patch_batch_writes(first_alone: bool) -> None:
     session_module._Outgoing.drain = drain  # type: ignore[method-assign]
 
 
+def _ws_fast_receive() -> None:
+    """Client frames parsed by hand on the common path: a complete, final, masked text or
+    binary frame with no reserved bits, on an open connection with no fragmented message
+    in progress, is unmasked (websockets' C ``apply_mask``) and queued as the ASGI
+    message, without websockets' generator-based parser. Every other frame (control
+    frames, fragments, unmasked or oversized frames, invalid UTF-8) is handed to
+    websockets whole, so its parser always starts at a frame boundary and answers
+    protocol errors as before. Bytes that arrived before the handshake completed keep
+    the connection on websockets' parser throughout."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from websockets.frames import apply_mask  # type: ignore[attr-defined]
+    from websockets.protocol import State
+
+    fast_max = 256 * 1024  # larger frames go to websockets as they arrive, not buffered here
+    original_data_received = WebSocketsSansIOProtocol.data_received
+    original_send = WebSocketsSansIOProtocol.send
+
+    async def send(self: Any, message: Any) -> None:
+        await original_send(self, message)
+        if (
+            message["type"] == "websocket.accept"
+            and self.handshake_complete
+            and not getattr(self, "_rt_spoiled", False)
+            and not self.conn.reader.buffer
+        ):
+            self._rt_fast, self._rt_head, self._rt_through = True, b"", 0
+
+    def data_received(self: Any, data: bytes) -> None:
+        if not getattr(self, "_rt_fast", False):
+            if self.handshake_initiated or b"\r\n\r\n" in data[:-4]:
+                self._rt_spoiled = True  # frame bytes may be inside websockets' parser
+            original_data_received(self, data)
+            return
+        if self._rt_through:
+            take = min(self._rt_through, len(data))
+            self._rt_through -= take
+            original_data_received(self, data[:take])
+            data = data[take:]
+            if not data:
+                return
+        buf = self._rt_head + data if self._rt_head else data
+        self._rt_head = b""
+        n, pos, conn, queue = len(buf), 0, self.conn, self.queue
+        while n - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            length, head = b1 & 0x7F, 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 4]), 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 10]), 10
+            head += 4 if b1 & 0x80 else 0
+            end = pos + head + length
+            simple = (
+                (b0 == 0x82 or b0 == 0x81)
+                and b1 & 0x80
+                and length <= fast_max
+                and not self.frames
+                and not self.close_sent
+                and conn.state is State.OPEN
+                and length <= (conn.max_size or length)
+            )
+            if simple:
+                if end > n:
+                    break
+                payload = apply_mask(buf[pos + head : end], buf[pos + head - 4 : pos + head])
+                if b0 == 0x82:
+                    queue.put_nowait({"type": "websocket.receive", "bytes": payload})
+                else:
+                    try:
+                        text = payload.decode()
+                    except UnicodeDecodeError:
+                        original_data_received(self, buf[pos:end])  # websockets fails it: 1007
+                        pos = end
+                        continue
+                    queue.put_nowait({"type": "websocket.receive", "text": text})
+                if not self.read_paused:
+                    self.read_paused = True
+                    self.transport.pause_reading()
+                pos = end
+                continue
+            take = min(end, n)
+            self._rt_through = end - take
+            original_data_received(self, buf[pos:take])
+            pos = take
+        if pos < n:
+            self._rt_head = buf[pos:]
+
+    WebSocketsSansIOProtocol.send = send  # type: ignore[method-assign]
+    WebSocketsSansIOProtocol.data_received = data_received  # type: ignore[method-assign]
+
+
 EXPERIMENTS: dict[str, Callable[[], None]] = {
     "ws_legacy": _uvicorn_ws("websockets"),  # uvicorn's legacy websockets protocol
     "ws_fast_send": _ws_fast_send,
@@ -257,6 +352,7 @@ EXPERIMENTS: dict[str, Callable[[], None]] = {
     "inline_send": _inline_send,
     "batch_writes": _batch_writes(first_alone=False),
     "batch_writes_after_first": _batch_writes(first_alone=True),
+    "ws_fast_receive": _ws_fast_receive,
 }
 
 
