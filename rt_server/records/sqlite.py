@@ -43,9 +43,10 @@ _ENDED = (
 
 
 class SqliteWriter:
-    """Writes batches of records to the SQLite file at ``path``; idempotent like the store."""
+    """Writes batches of records to the SQLite file at ``path``, waiting up to ``timeout``
+    seconds for another connection's lock; idempotent like the store."""
 
-    def __init__(self, path: str, *, timeout: float = 15.0) -> None:
+    def __init__(self, path: str, *, timeout: float) -> None:
         self.path = path
         self._timeout = timeout
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="records-sqlite")

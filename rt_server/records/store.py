@@ -56,7 +56,7 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(
             url, connect_args={"timeout": _SQLITE_TIMEOUT}, json_serializer=_json
         )
-        if (database := engine.url.database) and database != ":memory:":
+        if (database := _sqlite_file(engine)) is not None:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -64,6 +64,14 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(
         url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=_json
     )
+
+
+def _sqlite_file(engine: AsyncEngine) -> str | None:
+    """The file ``engine`` keeps its SQLite database in; None for PostgreSQL or ``:memory:``."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return database
 
 
 def _json(value: Any) -> str:
@@ -137,13 +145,11 @@ class RecordStore:
         self._wake = asyncio.Event()
         self._migrated = False
         self._failing = False
-        database = engine.url.database
         # A SQLite file is written on a thread of its own (see .sqlite); PostgreSQL
         # through the engine (asyncpg: one round trip per statement, no thread).
+        database = _sqlite_file(engine)
         self.sqlite = (
-            SqliteWriter(database, timeout=_SQLITE_TIMEOUT)
-            if engine.dialect.name == "sqlite" and database and database != ":memory:"
-            else None
+            SqliteWriter(database, timeout=_SQLITE_TIMEOUT) if database is not None else None
         )
         self.metrics = StoreMetrics(registry or CollectorRegistry(), lambda: len(self._queue))
 
