@@ -139,31 +139,24 @@ def _gc_tuned() -> None:
 def _yield_to_client() -> None:
     """The backend pump lets the client writer run as soon as an event gave the client a
     frame, instead of going on with the backend events already buffered (a burst of reply
-    audio), which would keep the frame waiting until the burst is translated."""
+    audio), which would keep the frame waiting until the burst is translated. Wraps
+    ``Session._apply`` (yielding only on the backend pump's task) rather than copying
+    ``Session._from_backend``, so the experiment follows the pump as it is."""
     import asyncio
-    import time
 
     from rt_server import session as session_module
-    from rt_server.errors import BackendClosed
 
-    async def from_backend(self: Any) -> None:
-        translator, outgoing = self.translator, self._outgoing
-        while True:
-            try:
-                event = await self._conn.recv()
-            except BackendClosed as exc:
-                await self._reconnect(exc)
-                continue
-            now = self._last_backend = time.monotonic()
-            if self._recording is not None and event.get("type") == "response.output_audio.delta":
-                self._recording.assistant(event["delta"])
-            await self._apply(translator.backend_event(event, now))
-            if self._drain_until is not None:
-                self._wake.set()
-            if outgoing.frames:
-                await asyncio.sleep(0)
+    original_apply = session_module.Session._apply
 
-    session_module.Session._from_backend = from_backend  # type: ignore[method-assign]
+    async def apply(self: Any, out: Any) -> None:
+        await original_apply(self, out)
+        task = asyncio.current_task()
+        coro = task.get_coro() if task is not None else None
+        on_backend_pump = getattr(coro, "__qualname__", "") == "Session._from_backend"
+        if on_backend_pump and self._outgoing.frames:
+            await asyncio.sleep(0)
+
+    session_module.Session._apply = apply  # type: ignore[method-assign]
 
 
 def _inline_send() -> None:
