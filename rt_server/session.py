@@ -397,15 +397,18 @@ class Session:
     # ---------------------------------------------------------------------------- helpers
 
     async def _apply(self, out: Outbox) -> None:
-        """Act on what the translator returned: frames, notes, tool calls, backend events."""
+        """Act on what the translator returned. What someone waits for goes first: the
+        client's frames and the backend's events; then the notes and tool calls."""
         if out.client:
             self._deliver(out.client)
-        for note in out.notes:
-            self._observe("session_note", note)
-        for call in out.calls:
-            self._calls.put_nowait(call)
-        if out.backend:
-            await self._send_backend(out.backend)
+        try:
+            if out.backend:
+                await self._send_backend(out.backend)
+        finally:
+            for note in out.notes:
+                self._observe("session_note", note)
+            for call in out.calls:
+                self._calls.put_nowait(call)
 
     async def _send_backend(self, events: list[BackendEvent]) -> None:
         for event in events:
