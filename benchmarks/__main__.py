@@ -87,6 +87,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--experiment", help="apply a labelled hot-path experiment to rt_server")
     p.add_argument(
+        "--trace",
+        action="store_true",
+        help="text only: stamp the turn inside rt_server and cut it into stages (where the "
+        "time goes), in text.json and the summary",
+    )
+    p.add_argument(
         "--env",
         action="append",
         default=[],
@@ -98,6 +104,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error(
             f"--harness-slice takes 0 or {sched.MIN_US}-{sched.MAX_US} us, got {args.harness_slice}"
         )
+    if args.trace and args.scenario != ["text"]:
+        p.error("--trace goes with --scenario text alone")
     if bad := [item for item in args.env if "=" not in item]:
         p.error(f"--env takes NAME=VALUE, got {bad[0]!r}")
     return args
@@ -112,7 +120,8 @@ def run_scenario(
 ) -> dict[str, Any]:
     quick = args.quick
     if name == "text":
-        return uvloop.run(text_turn.run(args.turns or (50 if quick else 300), shared, root))
+        turns = args.turns or (50 if quick else 300)
+        return uvloop.run(text_turn.run(turns, shared, root, trace=args.stamps))
     if name == "connect":
         return uvloop.run(connect.run(args.connects or (30 if quick else 100), shared, root))
     if name == "memory":  # a fresh rt_server of its own, whatever ran before
@@ -148,7 +157,9 @@ def shared_servers(
         return
     profile = args.out / "rt_server_profile" if args.profile else None
     env = dict(item.split("=", 1) for item in args.env)
-    with procs.pair(root, profile=profile, experiment=args.experiment, env=env) as pair:
+    with procs.pair(
+        root, profile=profile, experiment=args.experiment, trace=args.stamps, env=env
+    ) as pair:
         if args.pin:
             meta["placement"] = procs.pin(pair)
         meta["slices"] = procs.slices(pair)
@@ -197,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="rt-bench-") as tmp:
         root = procs.snapshot(args.ref, Path(tmp)) if args.ref else procs.ROOT
+        args.stamps = Path(tmp) / "stamps.txt" if args.trace else None
         with shared_servers(args, scenarios, root, meta) as shared:
             run_all(args, scenarios, shared, root, results, meta)
     summary = report.summary(results, meta)

@@ -227,17 +227,19 @@ def rt_server(
     profile: Path | None = None,
     profiler: str = "cprofile",
     experiment: str | None = None,
+    trace: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Child]:
     """rt_server as deployed (the ``rt-server`` console script: uvicorn, one worker).
 
     ``profile`` runs it under pyinstrument and writes the report there on exit;
     ``experiment`` applies a labelled hot-path experiment from :mod:`benchmarks.experiments`;
+    ``trace`` installs :mod:`benchmarks.stamps`, which dump to that file (:func:`dump_stamps`);
     ``env`` adds settings (``BACKEND_SOCKET=sdk``, say) to its environment.
     """
     port = free_port()
     env = {**server_env(emulator_port, port), **(env or {})}
-    if profile is None and experiment is None:
+    if profile is None and experiment is None and trace is None:
         argv = [str(Path(sys.executable).parent / "rt-server")]
     else:
         argv = [sys.executable, "-m", "benchmarks.server"]
@@ -245,6 +247,8 @@ def rt_server(
             argv += ["--profile", str(profile), "--profiler", profiler]
         if experiment is not None:
             argv += ["--experiment", experiment]
+        if trace is not None:
+            argv += ["--trace", str(trace)]
     with _child("rt_server", argv, env, port, root) as child:
         yield child
 
@@ -282,12 +286,19 @@ def pair(
     profile: Path | None = None,
     profiler: str = "cprofile",
     experiment: str | None = None,
+    trace: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Pair]:
     with (
         emulator(root) as emu,
         rt_server(
-            emu.port, root, profile=profile, profiler=profiler, experiment=experiment, env=env
+            emu.port,
+            root,
+            profile=profile,
+            profiler=profiler,
+            experiment=experiment,
+            trace=trace,
+            env=env,
         ) as srv,
         relay(emu.port, root, slice_us=slice_of(env)) as floor,
     ):
@@ -332,6 +343,21 @@ def pin(pair: Pair, harness: int = 0) -> str:
     return f"rt_server and the relay on CPU {cpus[-1]}; emulator and load generator on CPU " + (
         ", ".join(str(c) for c in sorted(rest))
     )
+
+
+def dump_stamps(server: Child, path: Path, wait: float = 10.0) -> list[tuple[int, str]]:
+    """Ask rt_server (started with ``trace=path``) for the stamps it took so far. Call it
+    between turns: it blocks until rt_server's signal handler has written the file."""
+    from benchmarks import stamps
+
+    path.unlink(missing_ok=True)
+    server.popen.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + wait
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"rt_server wrote no stamps to {path} in {wait:g} s")
+        time.sleep(0.01)
+    return stamps.read(path)
 
 
 @contextmanager

@@ -82,7 +82,35 @@ def _text(result: dict[str, Any]) -> str:
     cpu = result["rt_server_cpu_ms_per_turn"]
     return (
         f"### Text turn ({result['turns']} turns each way, one connection each, rotating)\n\n"
-        f"{table(head, rows)}\n\nrt_server CPU per turn: {cpu:.2f} ms.\n"
+        f"{table(head, rows)}\n\nrt_server CPU per turn: {cpu:.2f} ms.\n" + _trace(result)
+    )
+
+
+def _trace(result: dict[str, Any]) -> str:
+    """The stages of a through turn (``--trace``), when the run took them."""
+    trace = result.get("trace")
+    if not trace:
+        return ""
+    rows = [
+        (
+            what["what"],
+            f"{what.get('p50', float('nan')):.1f}",
+            f"{what.get('p90', float('nan')):.1f}",
+        )
+        for what in trace["us"].values()
+    ]
+    total = trace["total_us"]
+    rows.append(
+        ("the whole turn, to the first delta", f"{total['p50']:.1f}", f"{total['p90']:.1f}")
+    )
+    direct = result["first"]["direct"]
+    return (
+        f"\nWhere a through turn's time goes (`--trace`: stamps in the client and inside "
+        f"rt_server on one clock; {trace['turns_cut']} of {trace['turns']} turns cut):\n\n"
+        f"{table(('stage', 'p50 us', 'p90 us'), rows)}\n\nEach stage's percentiles are its "
+        "own, so they do not add up to the whole turn's. Direct, the same turn took "
+        f"{direct['p50'] * 1000:.1f} / {direct['p90'] * 1000:.1f} us (p50 / p90), the "
+        "backend's share and the two hops to and from it included.\n"
     )
 
 

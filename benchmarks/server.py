@@ -7,7 +7,8 @@ and ``profile.html``) and cProfile (exact call counts and own time in CPU second
 not wall time, so waiting for a CPU is not counted; ``cprofile.txt`` and
 ``cprofile.pstats``), written to DIR when it exits; pass ``--profiler`` to pick one.
 ``--experiment`` patches rt_server *in this process only* (see
-:mod:`benchmarks.experiments`): nothing in rt_server's sources changes.
+:mod:`benchmarks.experiments`): nothing in rt_server's sources changes. ``--trace FILE``
+installs :mod:`benchmarks.stamps` (SIGUSR1 writes them to FILE).
 """
 
 from __future__ import annotations
@@ -27,11 +28,16 @@ def main() -> None:
     p.add_argument("--profile", type=Path)
     p.add_argument("--profiler", choices=["pyinstrument", "cprofile"], default="cprofile")
     p.add_argument("--experiment")
+    p.add_argument("--trace", type=Path)
     args = p.parse_args()
     if args.experiment:
         from benchmarks.experiments import apply
 
         apply(args.experiment)
+    if args.trace:
+        from benchmarks import stamps
+
+        stamps.install(args.trace)
     if args.profile is None:
         run()
         return

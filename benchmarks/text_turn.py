@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks import procs
+from benchmarks import procs, turn_trace
 from benchmarks.stats import against_direct, percentiles
 from benchmarks.wire import WAYS, Socket, Way, open_session, rotated, speaks_realtime
 
@@ -37,7 +37,7 @@ _DELTAS = {b"response.output_audio_transcript.delta", b"response.output_text.del
 _DONES = {b"response.output_audio_transcript.done", b"response.output_text.done"}
 
 
-async def _through(ws: Socket) -> tuple[int, int]:
+async def _through(ws: Socket) -> tuple[int, int, int]:
     start = time.perf_counter_ns()
     await ws.send(_USER_MESSAGE)
     first = 0
@@ -50,12 +50,12 @@ async def _through(ws: Socket) -> tuple[int, int]:
         if kind == "text_delta" and not first:
             first = now
         elif kind == "control" and event.get("action") == "text_done":
-            return first - start, now - start
+            return start, first, now
         elif kind == "error":
             raise RuntimeError(f"rt_server sent an error: {event}")
 
 
-async def _direct(ws: Socket) -> tuple[int, int]:
+async def _direct(ws: Socket) -> tuple[int, int, int]:
     start = time.perf_counter_ns()
     await ws.send(_ITEM_CREATE)
     await ws.send(_RESPONSE_CREATE)
@@ -68,21 +68,31 @@ async def _direct(ws: Socket) -> tuple[int, int]:
         elif kind in _DONES:
             done = now
         elif kind == b"response.done":
-            return first - start, done - start
+            return start, first, done
         elif kind == b"error":
             raise RuntimeError(f"the emulator sent an error: {event}")
 
 
-async def _turn(way: Way, ws: Socket) -> tuple[int, int]:
+async def _turn(way: Way, ws: Socket) -> tuple[int, int, int]:
+    """(start, first delta, done) on ``time.perf_counter_ns()``, which on Linux is the
+    ``CLOCK_MONOTONIC`` that :mod:`benchmarks.stamps` reads inside rt_server."""
     return await (_direct(ws) if speaks_realtime(way) else _through(ws))
 
 
 async def run(
-    turns: int, shared: procs.Pair | None = None, root: Path = procs.ROOT, warmup: int = 10
+    turns: int,
+    shared: procs.Pair | None = None,
+    root: Path = procs.ROOT,
+    warmup: int = 10,
+    *,
+    trace: Path | None = None,
 ) -> dict[str, Any]:
     """Time ``turns`` turns each way; return percentiles in ms, what rt_server adds and
-    what the floor relay adds (``floor``)."""
+    what the floor relay adds (``floor``). With ``trace`` (the file rt_server's
+    :mod:`benchmarks.stamps` dumps to), also where the through turns' time went."""
     samples: dict[Way, dict[str, list[float]]] = {w: {"first": [], "done": []} for w in WAYS}
+    through: list[tuple[int, int]] = []
+    traced: dict[str, Any] | None = None
     with procs.using(shared, root) as servers:
         srv, ports = servers.server, servers.ports
         sockets = {way: await open_session(way, ports[way]) for way in WAYS}
@@ -93,10 +103,14 @@ async def run(
             cpu_before = srv.cpu_seconds()
             for i in range(turns):
                 for way in rotated(i):
-                    first, done = await _turn(way, sockets[way])
-                    samples[way]["first"].append(first / 1e6)
-                    samples[way]["done"].append(done / 1e6)
+                    start, first, done = await _turn(way, sockets[way])
+                    samples[way]["first"].append((first - start) / 1e6)
+                    samples[way]["done"].append((done - start) / 1e6)
+                    if way == "through":
+                        through.append((start, first))
             server_cpu = srv.cpu_seconds() - cpu_before
+            if trace is not None:
+                traced = turn_trace.stages(procs.dump_stamps(srv, trace), through)
         finally:
             for ws in sockets.values():
                 await ws.close()
@@ -105,4 +119,6 @@ async def run(
         of: dict[str, dict[str, float]] = {way: percentiles(samples[way][metric]) for way in WAYS}
         result[metric] = {**of, **against_direct(of)}
     result["rt_server_cpu_ms_per_turn"] = round(server_cpu * 1000 / turns, 3)
+    if traced is not None:
+        result["trace"] = traced
     return result

@@ -17,6 +17,9 @@ import orjson
 import psutil
 import pytest
 
+from benchmarks import stamps, turn_trace
+from benchmarks.__main__ import parse_args
+
 ROOT = Path(__file__).resolve().parent.parent
 SMALLEST = [
     "--quick",
@@ -252,3 +255,57 @@ def test_cpu_seconds_counts_threads_that_have_exited() -> None:
             assert abs(used - (times.user + times.system)) < 0.05  # psutil counts 10 ms ticks
         finally:
             child.kill()
+
+
+def test_trace_cuts_every_through_turn_into_stages(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks", *SMALLEST, "--scenario", "text", "--trace"]
+        + ["--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    trace = orjson.loads((tmp_path / "text.json").read_bytes())["trace"]
+    assert trace["turns"] == trace["turns_cut"] == 5
+    assert list(trace["us"]) == [key for key, _ in turn_trace.STAGES]
+    for stage in trace["us"].values():
+        assert 0 < stage["p50"] <= stage["p90"] < 10_000_000
+    assert 0 < trace["total_us"]["p50"] <= trace["total_us"]["p90"]
+    assert "Where a through turn's time goes" in (tmp_path / "summary.md").read_text()
+
+
+def test_trace_is_refused_beside_other_scenarios() -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--scenario", "text", "--scenario", "voice", "--trace"])
+
+
+def test_stages_cut_a_turn_at_rt_servers_stamps() -> None:
+    timeline = [
+        (10_000, stamps.CLIENT_READ),
+        (30_000, stamps.MESSAGE),
+        (60_000, stamps.TRANSLATED),
+        (80_000, stamps.BACKEND_SENT),
+        (100_000, stamps.BACKEND_SENT),
+        (150_000, stamps.BACKEND_READ),
+        (160_000, stamps.EVENT + "response.created"),
+        (170_000, stamps.BACKEND_READ),
+        (210_000, stamps.EVENT + "response.output_audio_transcript.delta"),
+        (280_000, stamps.WRITE_DELTA),
+    ]
+    # The client's turn from 0 to 360 us; then one that rt_server never saw (not cut).
+    result = turn_trace.stages(timeline, [(0, 360_000), (1_000_000, 1_100_000)])
+    assert result["turns"] == 2 and result["turns_cut"] == 1
+    us = {key: stage["p50"] for key, stage in result["us"].items()}
+    assert us == {
+        "to_rt_server": 10,
+        "to_session": 20,
+        "translation": 30,
+        "backend_sends": 40,  # to the last send
+        "backend": 50,  # to the first read after it
+        "before_delta": 60,
+        "delta_to_write": 70,
+        "to_client": 80,
+    }
+    assert result["total_us"]["p50"] == 360

@@ -1,0 +1,93 @@
+"""``--trace``: where a text turn's time goes, stage by stage, from stamps in the client and
+inside rt_server (:mod:`benchmarks.stamps`) on one monotonic clock.
+
+A through turn, from the client's ``user_message`` to its first ``text_delta``, is cut at
+the stamps rt_server took for it into eight stages; each stage's p50 and p90 are given in
+µs. The stages' p50s do not add up to the total's p50 (each is the median of its own).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks import stamps as st
+from benchmarks.stats import percentiles
+
+#: (key, what the stage is), in the order a turn passes them.
+STAGES = (
+    ("to_rt_server", "the client's write until rt_server reads its socket"),
+    (
+        "to_session",
+        "rt_server's read until the message reaches the session (uvicorn, ASGI, Starlette)",
+    ),
+    ("translation", "the translation of the message"),
+    ("backend_sends", "the sends to the backend (two events)"),
+    ("backend", "the backend (the emulator): last send until its answer is read"),
+    ("before_delta", "the reply's events before the first delta, read and translated"),
+    ("delta_to_write", "the delta's event until its frame is handed to the client socket"),
+    ("to_client", "the write until the client has the frame (the client's wake-up and read)"),
+)
+_DELTAS = (
+    st.EVENT + "response.output_audio_transcript.delta",
+    st.EVENT + "response.output_text.delta",
+)
+
+
+class _Index:
+    """Stamps by label, each list in time order, for "the first X after t" lookups."""
+
+    def __init__(self, stamps: Sequence[tuple[int, str]]) -> None:
+        self.at: dict[str, list[int]] = {}
+        for ns, label in stamps:
+            key = label if not label.startswith(st.EVENT) or label in _DELTAS else st.EVENT
+            self.at.setdefault(key, []).append(ns)
+        self.deltas = sorted(self.at.get(_DELTAS[0], []) + self.at.get(_DELTAS[1], []))
+
+    def after(self, label: str, t: int) -> int | None:
+        times = self.deltas if label == "delta" else self.at.get(label, [])
+        i = bisect.bisect_left(times, t)
+        return times[i] if i < len(times) else None
+
+    def before(self, label: str, t: int) -> int | None:
+        times = self.at.get(label, [])
+        i = bisect.bisect_left(times, t)
+        return times[i - 1] if i else None
+
+
+def _cut(index: _Index, start: int, first: int) -> dict[str, int] | None:
+    """One turn's stages in ns, or None when a stamp is missing (the turn is not counted)."""
+    message = index.after(st.MESSAGE, start)
+    if message is None or message > first:
+        return None
+    read = index.before(st.CLIENT_READ, message)
+    translated = index.after(st.TRANSLATED, message)
+    answered = index.after(st.BACKEND_READ, translated or message)
+    sent = index.before(st.BACKEND_SENT, answered or first)
+    delta = index.after("delta", translated or message)
+    written = index.after(st.WRITE_DELTA, delta or first)
+    points = (start, read, message, translated, sent, answered, delta, written, first)
+    if any(p is None for p in points):
+        return None
+    ns = [p for p in points if p is not None]
+    if ns != sorted(ns):
+        return None
+    return {key: ns[i + 1] - ns[i] for i, (key, _) in enumerate(STAGES)}
+
+
+def stages(stamps: Sequence[tuple[int, str]], turns: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    """``turns``: each through turn's (start, first delta) as the client stamped them."""
+    index = _Index(stamps)
+    cuts = [cut for start, first in turns if (cut := _cut(index, start, first)) is not None]
+    us: dict[str, Any] = {}
+    for key, what in STAGES:
+        values = [cut[key] / 1000 for cut in cuts]
+        us[key] = {"what": what, **_p50_p90(values)} if values else {"what": what}
+    totals = [sum(cut.values()) / 1000 for cut in cuts]
+    return {"turns": len(turns), "turns_cut": len(cuts), "us": us, "total_us": _p50_p90(totals)}
+
+
+def _p50_p90(values: list[float]) -> dict[str, float]:
+    pct = percentiles(values)
+    return {"p50": round(pct["p50"], 1), "p90": round(pct["p90"], 1)}
