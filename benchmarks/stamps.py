@@ -36,8 +36,8 @@ def install(path: Path) -> None:
     from starlette.websockets import WebSocket
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-    from rt_server.backends.sockets import AiohttpConnection
     from rt_server.backends.base import BackendEvent
+    from rt_server.backends.sockets import AiohttpConnection
     from rt_server.translate import Outbox, Translator
 
     stamps: list[tuple[int, str]] = []

@@ -258,9 +258,9 @@ def test_cpu_seconds_counts_threads_that_have_exited() -> None:
 
 
 def test_trace_cuts_every_through_turn_into_stages(tmp_path: Path) -> None:
+    argv = [*SMALLEST, "--scenario", "text", "--trace", "--out", str(tmp_path)]
     run = subprocess.run(
-        [sys.executable, "-m", "benchmarks", *SMALLEST, "--scenario", "text", "--trace"]
-        + ["--out", str(tmp_path)],
+        [sys.executable, "-m", "benchmarks", *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
