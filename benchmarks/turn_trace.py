@@ -29,24 +29,26 @@ STAGES = (
     ("delta_to_write", "the delta's event until its frame is handed to the client socket"),
     ("to_client", "the write until the client has the frame (the client's wake-up and read)"),
 )
-_DELTAS = (
+_DELTAS = {
     st.EVENT + "response.output_audio_transcript.delta",
     st.EVENT + "response.output_text.delta",
-)
+}
+_DELTA = "delta"  # the index's one key for both kinds of delta
 
 
 class _Index:
-    """Stamps by label, each list in time order, for "the first X after t" lookups."""
+    """Stamps by label (every delta under ``_DELTA``, other events under ``st.EVENT``), each
+    list in time order, for "the first X after t" lookups."""
 
     def __init__(self, stamps: Sequence[tuple[int, str]]) -> None:
         self.at: dict[str, list[int]] = {}
-        for ns, label in stamps:
-            key = label if not label.startswith(st.EVENT) or label in _DELTAS else st.EVENT
-            self.at.setdefault(key, []).append(ns)
-        self.deltas = sorted(self.at.get(_DELTAS[0], []) + self.at.get(_DELTAS[1], []))
+        for ns, label in sorted(stamps):
+            if label.startswith(st.EVENT):
+                label = _DELTA if label in _DELTAS else st.EVENT
+            self.at.setdefault(label, []).append(ns)
 
     def after(self, label: str, t: int) -> int | None:
-        times = self.deltas if label == "delta" else self.at.get(label, [])
+        times = self.at.get(label, [])
         i = bisect.bisect_left(times, t)
         return times[i] if i < len(times) else None
 
@@ -65,7 +67,7 @@ def _cut(index: _Index, start: int, first: int) -> dict[str, int] | None:
     translated = index.after(st.TRANSLATED, message)
     answered = index.after(st.BACKEND_READ, translated or message)
     sent = index.before(st.BACKEND_SENT, answered or first)
-    delta = index.after("delta", translated or message)
+    delta = index.after(_DELTA, translated or message)
     written = index.after(st.WRITE_DELTA, delta or first)
     points = (start, read, message, translated, sent, answered, delta, written, first)
     if any(p is None for p in points):
