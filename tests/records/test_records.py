@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from rt_server.config import Limits
-from rt_server.emulator import EmulatorConfig, RunningEmulator, run_emulator
+from rt_server.emulator import EmulatorConfig, Faults, RunningEmulator, run_emulator
 from rt_server.emulator.config import Rule
 from rt_server.emulator.config import ToolCall as RuleToolCall
 from rt_server.records.store import Started
@@ -99,6 +99,35 @@ async def test_typed_user_turns_are_recorded(database_url: str, emulator: Runnin
         ("user", "user_text", "hello there"),
         ("assistant", "assistant_text", "You said: hello there."),
     ]
+
+
+async def test_a_message_the_backend_never_got_is_still_recorded(
+    database_url: str, emulator: RunningEmulator
+) -> None:
+    """Sent while the backend is down, and it never comes back: the session ends, and the
+    record still has what the user said (its note follows a send that did not complete)."""
+    emulator.state.set_faults(Faults(handshake_status=503))  # every reconnect is refused
+    emulator.state.set_faults_once(Faults(close_after_events=4))  # the first session drops
+    limits = Limits(backend_connect_timeout=5.0, reconnect_attempts=2)
+    settings = with_records(openai_settings(emulator.http_url, limits=limits), database_url)
+    async with records_server(settings) as live:
+        async with client(live.ws_url) as ws:
+            await connected(ws)
+            await send_json(ws, {"type": "user_message", "text": "hello"})
+            error, _ = await until(ws, is_type("error"))
+            assert isinstance(error, dict)
+            assert error["code"] == "backend_closed"  # reconnecting: nothing reaches it now
+            await send_json(ws, {"type": "user_message", "text": "are you there?"})
+            error, _ = await until(ws, is_type("error"))
+            assert isinstance(error, dict)
+            assert error["code"] == "backend_closed"  # the reconnects are spent
+            await ws.wait_closed()
+        await live.settle()
+        [summary] = await conversations(live)
+        talk = await detail(live, summary["id"])
+    assert summary["close_code"] == 1011
+    said = [t["text"] for t in talk["turns"] if t["role"] == "user"]
+    assert said == ["hello", "are you there?"]
 
 
 @pytest.mark.audio
