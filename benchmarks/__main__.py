@@ -108,6 +108,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--trace goes with --scenario text alone")
     if bad := [item for item in args.env if "=" not in item]:
         p.error(f"--env takes NAME=VALUE, got {bad[0]!r}")
+    # The floor relay asks for rt_server's slice (procs.slice_of): refuse what rt_server would.
+    for item in args.env:
+        name, value = item.split("=", 1)
+        if name == "SCHED_SLICE_US" and not (value.isdigit() and sched.valid(int(value))):
+            p.error(
+                f"--env SCHED_SLICE_US takes 0 or {sched.MIN_US}-{sched.MAX_US} us, got {value!r}"
+            )
     return args
 
 

@@ -276,6 +276,13 @@ def test_trace_cuts_every_through_turn_into_stages(tmp_path: Path) -> None:
     assert "Where a through turn's time goes" in (tmp_path / "summary.md").read_text()
 
 
+@pytest.mark.parametrize("value", ["abc", "-5", "50", "200000"])
+def test_a_slice_rt_server_would_refuse_is_refused_up_front(value: str) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--scenario", "text", "--env", f"SCHED_SLICE_US={value}"])
+    assert parse_args(["--env", "SCHED_SLICE_US=0", "--env", "SCHED_SLICE_US=100"]).env
+
+
 def test_trace_is_refused_beside_other_scenarios() -> None:
     with pytest.raises(SystemExit):
         parse_args(["--scenario", "text", "--scenario", "voice", "--trace"])
