@@ -104,10 +104,10 @@ def _backend_one_write() -> None:
 
     original = session_module.Session._send_backend
 
-    async def send_backend(self: Any, events: list[Any]) -> None:
+    async def send_backend(self: Any, events: list[Any], *, by_backend_pump: bool = False) -> None:
         conn = self._conn
         if len(events) < 2 or not self._live.is_set() or not isinstance(conn, AiohttpConnection):
-            return await original(self, events)
+            return await original(self, events, by_backend_pump=by_backend_pump)
         writer = conn._ws._writer
         corked = _Corked(writer.transport)
         writer.transport = corked  # type: ignore[assignment]
@@ -140,7 +140,7 @@ def _yield_to_client() -> None:
     """The backend pump lets the client writer run as soon as an event gave the client a
     frame, instead of going on with the backend events already buffered (a burst of reply
     audio), which would keep the frame waiting until the burst is translated. Wraps
-    ``Session._apply`` (yielding only on the backend pump's task) rather than copying
+    ``Session._apply`` (yielding only when the backend pump applies) rather than copying
     ``Session._from_backend``, so the experiment follows the pump as it is."""
     import asyncio
 
@@ -148,12 +148,9 @@ def _yield_to_client() -> None:
 
     original_apply = session_module.Session._apply
 
-    async def apply(self: Any, out: Any) -> None:
-        await original_apply(self, out)
-        task = asyncio.current_task()
-        coro = task.get_coro() if task is not None else None
-        on_backend_pump = getattr(coro, "__qualname__", "") == "Session._from_backend"
-        if on_backend_pump and self._outgoing.frames:
+    async def apply(self: Any, out: Any, *, by_backend_pump: bool = False) -> None:
+        await original_apply(self, out, by_backend_pump=by_backend_pump)
+        if by_backend_pump and self._outgoing.frames:
             await asyncio.sleep(0)
 
     session_module.Session._apply = apply  # type: ignore[method-assign]
@@ -177,8 +174,8 @@ def _inline_send() -> None:
         finally:
             busy.discard(id(self))
 
-    async def apply(self: Any, out: Any) -> None:
-        await original_apply(self, out)
+    async def apply(self: Any, out: Any, *, by_backend_pump: bool = False) -> None:
+        await original_apply(self, out, by_backend_pump=by_backend_pump)
         outgoing = self._outgoing
         if out.client and outgoing.frames and id(outgoing) not in busy:
             await outgoing.drain(self._ws)
@@ -347,13 +344,9 @@ def _yield_when_buffered() -> None:
 
     original_apply = session_module.Session._apply
 
-    async def apply(self: Any, out: Any) -> None:
-        await original_apply(self, out)
-        if not out.client or not self._outgoing.frames:
-            return
-        task = asyncio.current_task()
-        coro = task.get_coro() if task is not None else None
-        if getattr(coro, "__qualname__", "") != "Session._from_backend":
+    async def apply(self: Any, out: Any, *, by_backend_pump: bool = False) -> None:
+        await original_apply(self, out, by_backend_pump=by_backend_pump)
+        if not by_backend_pump or not out.client or not self._outgoing.frames:
             return
         ws = getattr(self._conn, "_ws", None)
         reader = getattr(ws, "_reader", None)

@@ -290,18 +290,20 @@ class Session:
             await self._apply(out)
 
     async def _from_backend(self) -> None:
+        """Read and translate the backend's events; reconnect when the connection ends,
+        whether a read or one of this pump's own sends finds it gone."""
         translator = self.translator
         while True:
             assert self._conn is not None
             try:
                 event = await self._conn.recv()
+                now = self._last_backend = time.monotonic()
+                if self._recording is not None and event["type"] == "response.output_audio.delta":
+                    self._recording.assistant(event["delta"])
+                await self._apply(translator.backend_event(event, now), by_backend_pump=True)
             except BackendClosed as exc:
                 await self._reconnect(exc)
                 continue
-            now = self._last_backend = time.monotonic()
-            if self._recording is not None and event.get("type") == "response.output_audio.delta":
-                self._recording.assistant(event["delta"])
-            await self._apply(translator.backend_event(event, now))
             if self._drain_until is not None:
                 self._wake.set()
 
@@ -396,21 +398,31 @@ class Session:
 
     # ---------------------------------------------------------------------------- helpers
 
-    async def _apply(self, out: Outbox) -> None:
+    async def _apply(self, out: Outbox, *, by_backend_pump: bool = False) -> None:
         """Act on what the translator returned. What someone waits for goes first: the
         client's frames and the backend's events; then the notes and tool calls."""
         if out.client:
             self._deliver(out.client)
         try:
             if out.backend:
-                await self._send_backend(out.backend)
+                await self._send_backend(out.backend, by_backend_pump=by_backend_pump)
         finally:
             for note in out.notes:
                 self._observe("session_note", note)
             for call in out.calls:
                 self._calls.put_nowait(call)
 
-    async def _send_backend(self, events: list[BackendEvent]) -> None:
+    async def _send_backend(
+        self, events: list[BackendEvent], *, by_backend_pump: bool = False
+    ) -> None:
+        """Send on the live backend connection; while it is being replaced, wait, and send
+        on the new one. The backend pump is what replaces it, so it never waits: a closed
+        connection raises :class:`BackendClosed` to it, and it reconnects."""
+        if by_backend_pump:
+            assert self._conn is not None
+            for event in events:
+                await self._conn.send(event)
+            return
         for event in events:
             while True:
                 if not self._live.is_set():
@@ -440,13 +452,15 @@ class Session:
                     await self._conn.aclose()
             try:
                 await self._connect()
+                # A reply that was due is asked for again; a connection that drops at once
+                # here is one more failed attempt.
+                await self._apply(self.translator.resume(), by_backend_pump=True)
             except BackendError as exc:
                 self.log.warning("> reconnect {} of {} failed: {}", attempt, attempts, exc.code)
                 continue
             self.counters.reconnects += 1
             self._metrics.reconnects.inc()
             self._send_error("backend_reconnected", "the assistant connection is restored")
-            await self._apply(self.translator.resume())
             return
         raise BackendError(
             "backend_closed", "the assistant connection dropped and could not be restored"
