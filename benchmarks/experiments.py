@@ -104,10 +104,10 @@ def _backend_one_write() -> None:
 
     original = session_module.Session._send_backend
 
-    async def send_backend(self: Any, events: list[Any], *, by_backend_pump: bool = False) -> None:
+    async def send_backend(self: Any, events: list[Any], *, wait: bool = True) -> None:
         conn = self._conn
         if len(events) < 2 or not self._live.is_set() or not isinstance(conn, AiohttpConnection):
-            return await original(self, events, by_backend_pump=by_backend_pump)
+            return await original(self, events, wait=wait)
         writer = conn._ws._writer
         corked = _Corked(writer.transport)
         writer.transport = corked  # type: ignore[assignment]

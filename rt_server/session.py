@@ -149,7 +149,7 @@ class Session:
         close_code, reason = 1000, "session ended"
         try:
             await self._connect()
-            await self._send_backend(self.translator.welcome())
+            await self._welcome()
             await self._pump()
         except CloseSession as exc:
             close_code, reason = exc.code, exc.reason
@@ -405,20 +405,27 @@ class Session:
             self._deliver(out.client)
         try:
             if out.backend:
-                await self._send_backend(out.backend, by_backend_pump=by_backend_pump)
+                await self._send_backend(out.backend, wait=not by_backend_pump)
         finally:
             for note in out.notes:
                 self._observe("session_note", note)
             for call in out.calls:
                 self._calls.put_nowait(call)
 
-    async def _send_backend(
-        self, events: list[BackendEvent], *, by_backend_pump: bool = False
-    ) -> None:
+    async def _welcome(self) -> None:
+        """Ask for the welcome turn, if the profile has one, before any client message is
+        read; a connection already gone is replaced here (the pumps are not running yet)."""
+        try:
+            await self._send_backend(self.translator.welcome(), wait=False)
+        except BackendClosed as exc:
+            await self._reconnect(exc)
+
+    async def _send_backend(self, events: list[BackendEvent], *, wait: bool = True) -> None:
         """Send on the live backend connection; while it is being replaced, wait, and send
-        on the new one. The backend pump is what replaces it, so it never waits: a closed
-        connection raises :class:`BackendClosed` to it, and it reconnects."""
-        if by_backend_pump:
+        on the new one. With ``wait=False`` (the backend pump, which is what replaces it,
+        and the welcome, sent before the pumps run) a closed connection raises
+        :class:`BackendClosed` instead."""
+        if not wait:
             assert self._conn is not None
             for event in events:
                 await self._conn.send(event)

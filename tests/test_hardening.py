@@ -9,6 +9,7 @@ import gc
 import json
 import os
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -276,6 +277,19 @@ async def test_a_send_of_the_backend_pump_that_finds_it_gone_reconnects(
         assert await error_code(ws) == "backend_closed"
         assert await error_code(ws) == "backend_reconnected"
         await still_answers(ws, "after the drop")
+
+
+async def test_a_welcome_the_backend_is_gone_for_reconnects(emulator: RunningEmulator) -> None:
+    """The welcome turn's send is the first to find the socket closed: the session
+    reconnects, as for any drop, instead of waiting for a reconnect nobody makes."""
+    settings_ = replace(limited(emulator), profile=Profile(welcome_instructions="Greet."))
+    backend = _FirstConnectionCloses(create_backend(settings_), "response.create", nth=1)
+    async with running_server(settings_, backend) as server, client(server.ws_url) as ws:
+        async with asyncio.timeout(10):  # before the fix, nothing came: not even `connected`
+            await connected(ws)
+            assert await error_code(ws) == "backend_closed"
+            assert await error_code(ws) == "backend_reconnected"
+            await still_answers(ws, "after the lost welcome")
 
 
 async def test_a_stalled_reply_becomes_an_error_not_a_hang(emulator: RunningEmulator) -> None:
