@@ -22,7 +22,6 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from rt_server.backends import create_backend
-from rt_server.backends.base import Backend, BackendConnection, BackendEvent
 from rt_server.config import Limits, Settings
 from rt_server.emulator import EmulatorConfig, Faults, RunningEmulator, run_emulator
 from rt_server.logs import configure_logging
@@ -39,6 +38,7 @@ from tests.harness import (
     text_of,
     until,
 )
+from tests.recording import FirstConnectionCloses
 
 CLIENT_TOKEN = "client-token-abcdef-123456"
 
@@ -220,48 +220,6 @@ async def test_spent_reconnects_end_the_session_clearly(emulator: RunningEmulato
     assert ws.close_code == 1011
 
 
-class _ClosesBefore(BackendConnection):
-    """A real backend connection whose socket is closed just before the ``nth`` event of
-    type ``kind`` is sent, so that send is the first to find the backend gone."""
-
-    def __init__(self, inner: BackendConnection, kind: str, nth: int) -> None:
-        self._inner, self._kind, self._left = inner, kind, nth
-
-    async def send(self, event: BackendEvent) -> None:
-        if event["type"] == self._kind:
-            self._left -= 1
-            if self._left == 0:
-                await self._inner.aclose()
-        await self._inner.send(event)
-
-    async def recv(self) -> BackendEvent:
-        return await self._inner.recv()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class _FirstConnectionCloses(Backend):
-    """The real backend; its first connection is a :class:`_ClosesBefore`."""
-
-    def __init__(self, inner: Backend, kind: str, nth: int) -> None:
-        self.inner, self.name = inner, inner.name
-        self._kind, self._nth, self._first = kind, nth, True
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def connect(self) -> BackendConnection:
-        connection = await self.inner.connect()
-        if not self._first:
-            return connection
-        self._first = False
-        return _ClosesBefore(connection, self._kind, self._nth)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 async def test_a_send_of_the_backend_pump_that_finds_it_gone_reconnects(
     emulator: RunningEmulator,
 ) -> None:
@@ -269,7 +227,7 @@ async def test_a_send_of_the_backend_pump_that_finds_it_gone_reconnects(
     once that answer is done; its send is the first to find the socket closed. The pump
     reconnects (it used to wait for itself to do so, and the session went silent)."""
     settings_ = limited(emulator)
-    backend = _FirstConnectionCloses(create_backend(settings_), "response.create", nth=2)
+    backend = FirstConnectionCloses(create_backend(settings_), "response.create", nth=2)
     async with running_server(settings_, backend) as server, client(server.ws_url) as ws:
         await connected(ws)
         await send_json(ws, {"type": "user_message", "text": "one"})
@@ -283,7 +241,7 @@ async def test_a_welcome_the_backend_is_gone_for_reconnects(emulator: RunningEmu
     """The welcome turn's send is the first to find the socket closed: the session
     reconnects, as for any drop, instead of waiting for a reconnect nobody makes."""
     settings_ = replace(limited(emulator), profile=Profile(welcome_instructions="Greet."))
-    backend = _FirstConnectionCloses(create_backend(settings_), "response.create", nth=1)
+    backend = FirstConnectionCloses(create_backend(settings_), "response.create", nth=1)
     async with running_server(settings_, backend) as server, client(server.ws_url) as ws:
         async with asyncio.timeout(10):  # before the fix, nothing came: not even `connected`
             await connected(ws)
