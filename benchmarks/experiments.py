@@ -136,21 +136,35 @@ def _gc_tuned() -> None:
     _around_uvicorn_run(before=tune)
 
 
-def _yield_to_client() -> None:
+def _yield_to_client(when_buffered: bool) -> Callable[[], None]:
     """The backend pump lets the client writer run as soon as an event gave the client a
     frame, instead of going on with the backend events already buffered (a burst of reply
     audio), which would keep the frame waiting until the burst is translated. Wraps
-    ``Session._apply`` (yielding only when the backend pump applies) rather than copying
-    ``Session._from_backend``, so the experiment follows the pump as it is."""
+    ``Session._apply`` (yielding only when the backend pump applies, ``wait=False``)
+    rather than copying ``Session._from_backend``, so the experiment follows the pump as
+    it is. With ``when_buffered`` it yields only when aiohttp's reader already holds the
+    backend's next message, so an event that arrived alone costs no extra task step; that
+    reads a private attribute (``ClientWebSocketResponse._reader._buffer``): a
+    measurement, not a proposal."""
+    return lambda: _patch_yield_to_client(when_buffered)
+
+
+def _patch_yield_to_client(when_buffered: bool) -> None:
     import asyncio
 
     from rt_server import session as session_module
 
     original_apply = session_module.Session._apply
 
-    async def apply(self: Any, out: Any, *, by_backend_pump: bool = False) -> None:
-        await original_apply(self, out, by_backend_pump=by_backend_pump)
-        if by_backend_pump and self._outgoing.frames:
+    def buffered(session: Any) -> bool:
+        reader = getattr(getattr(session._conn, "_ws", None), "_reader", None)
+        return bool(getattr(reader, "_buffer", None))
+
+    async def apply(self: Any, out: Any, *, wait: bool = True) -> None:
+        await original_apply(self, out, wait=wait)
+        if wait or not self._outgoing.frames:
+            return
+        if not when_buffered or (out.client and buffered(self)):
             await asyncio.sleep(0)
 
     session_module.Session._apply = apply  # type: ignore[method-assign]
@@ -174,8 +188,8 @@ def _inline_send() -> None:
         finally:
             busy.discard(id(self))
 
-    async def apply(self: Any, out: Any, *, by_backend_pump: bool = False) -> None:
-        await original_apply(self, out, by_backend_pump=by_backend_pump)
+    async def apply(self: Any, out: Any, *, wait: bool = True) -> None:
+        await original_apply(self, out, wait=wait)
         outgoing = self._outgoing
         if out.client and outgoing.frames and id(outgoing) not in busy:
             await outgoing.drain(self._ws)
@@ -333,36 +347,13 @@ def _ws_fast_receive() -> None:
     WebSocketsSansIOProtocol.data_received = data_received  # type: ignore[method-assign]
 
 
-def _yield_when_buffered() -> None:
-    """``yield_to_client`` only when aiohttp's reader already holds the backend's next
-    message, so an event that arrived alone costs no extra task step. Reads a private
-    attribute (``ClientWebSocketResponse._reader._buffer``): a measurement, not a
-    proposal."""
-    import asyncio
-
-    from rt_server import session as session_module
-
-    original_apply = session_module.Session._apply
-
-    async def apply(self: Any, out: Any, *, by_backend_pump: bool = False) -> None:
-        await original_apply(self, out, by_backend_pump=by_backend_pump)
-        if not by_backend_pump or not out.client or not self._outgoing.frames:
-            return
-        ws = getattr(self._conn, "_ws", None)
-        reader = getattr(ws, "_reader", None)
-        if getattr(reader, "_buffer", None):
-            await asyncio.sleep(0)
-
-    session_module.Session._apply = apply  # type: ignore[method-assign]
-
-
 EXPERIMENTS: dict[str, Callable[[], None]] = {
     "ws_legacy": _uvicorn_ws("websockets"),  # uvicorn's legacy websockets protocol
     "ws_fast_send": _ws_fast_send,
     "backend_one_write": _backend_one_write,
     "gc_tuned": _gc_tuned,
-    "yield_to_client": _yield_to_client,
-    "yield_when_buffered": _yield_when_buffered,
+    "yield_to_client": _yield_to_client(when_buffered=False),
+    "yield_when_buffered": _yield_to_client(when_buffered=True),
     "inline_send": _inline_send,
     "batch_writes": _batch_writes(first_alone=False),
     "batch_writes_after_first": _batch_writes(first_alone=True),

@@ -300,7 +300,7 @@ class Session:
                 now = self._last_backend = time.monotonic()
                 if self._recording is not None and event["type"] == "response.output_audio.delta":
                     self._recording.assistant(event["delta"])
-                await self._apply(translator.backend_event(event, now), by_backend_pump=True)
+                await self._apply(translator.backend_event(event, now), wait=False)
             except BackendClosed as exc:
                 await self._reconnect(exc)
                 continue
@@ -398,14 +398,15 @@ class Session:
 
     # ---------------------------------------------------------------------------- helpers
 
-    async def _apply(self, out: Outbox, *, by_backend_pump: bool = False) -> None:
+    async def _apply(self, out: Outbox, *, wait: bool = True) -> None:
         """Act on what the translator returned. What someone waits for goes first: the
-        client's frames and the backend's events; then the notes and tool calls."""
+        client's frames and the backend's events (``wait``: see :meth:`_send_backend`);
+        then the notes and tool calls."""
         if out.client:
             self._deliver(out.client)
         try:
             if out.backend:
-                await self._send_backend(out.backend, wait=not by_backend_pump)
+                await self._send_backend(out.backend, wait=wait)
         finally:
             for note in out.notes:
                 self._observe("session_note", note)
@@ -461,7 +462,7 @@ class Session:
                 await self._connect()
                 # A reply that was due is asked for again; a connection that drops at once
                 # here is one more failed attempt.
-                await self._apply(self.translator.resume(), by_backend_pump=True)
+                await self._apply(self.translator.resume(), wait=False)
             except BackendError as exc:
                 self.log.warning("> reconnect {} of {} failed: {}", attempt, attempts, exc.code)
                 continue
