@@ -197,10 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     procs.raise_fd_limit()
     if args.nice:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # children inherit it
-    if args.harness_slice:
-        print(
-            f"harness scheduler slice: {sched.request_slice(args.harness_slice)}"
-        )  # inherited too
+    if args.harness_slice:  # the children inherit it too
+        print(f"harness scheduler slice: {sched.request_slice(args.harness_slice)}")
     args.out.mkdir(parents=True, exist_ok=True)
     scenarios = args.scenario or list(SCENARIOS)
     meta = {

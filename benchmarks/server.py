@@ -3,9 +3,9 @@
 ``python -m benchmarks.server [--profile DIR] [--experiment NAME]`` runs exactly what
 ``rt-server`` runs (settings from the environment, uvicorn, one worker). With
 ``--profile`` the process runs under pyinstrument (a statistical profile, ``profile.txt``
-and ``profile.html``) and cProfile (exact call counts and own time in CPU seconds of the event loop's thread,
-not wall time, so waiting for a CPU is not counted; ``cprofile.txt`` and
-``cprofile.pstats``), written to DIR when it exits; pass ``--profiler`` to pick one.
+and ``profile.html``) or cProfile (exact call counts and own time in CPU seconds of the
+event loop's thread, not wall time, so waiting for a CPU is not counted; ``cprofile.txt``
+and ``cprofile.pstats``), written to DIR when it exits; pass ``--profiler`` to pick one.
 ``--experiment`` patches rt_server *in this process only* (see
 :mod:`benchmarks.experiments`): nothing in rt_server's sources changes. ``--trace FILE``
 installs :mod:`benchmarks.stamps` (SIGUSR1 writes them to FILE).

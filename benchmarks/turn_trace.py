@@ -59,23 +59,27 @@ class _Index:
 
 
 def _cut(index: _Index, start: int, first: int) -> dict[str, int] | None:
-    """One turn's stages in ns, or None when a stamp is missing (the turn is not counted)."""
+    """One turn's stages in ns, or None when a stamp is missing or out of order (the turn
+    is not counted)."""
     message = index.after(st.MESSAGE, start)
     if message is None or message > first:
         return None
     read = index.before(st.CLIENT_READ, message)
     translated = index.after(st.TRANSLATED, message)
-    answered = index.after(st.BACKEND_READ, translated or message)
-    sent = index.before(st.BACKEND_SENT, answered or first)
-    delta = index.after(_DELTA, translated or message)
-    written = index.after(st.WRITE_DELTA, delta or first)
-    points = (start, read, message, translated, sent, answered, delta, written, first)
-    if any(p is None for p in points):
+    if read is None or translated is None:
         return None
-    ns = [p for p in points if p is not None]
-    if ns != sorted(ns):
+    answered = index.after(st.BACKEND_READ, translated)
+    delta = index.after(_DELTA, translated)
+    if answered is None or delta is None:
         return None
-    return {key: ns[i + 1] - ns[i] for i, (key, _) in enumerate(STAGES)}
+    sent = index.before(st.BACKEND_SENT, answered)
+    written = index.after(st.WRITE_DELTA, delta)
+    if sent is None or written is None:
+        return None
+    points = [start, read, message, translated, sent, answered, delta, written, first]
+    if points != sorted(points):
+        return None
+    return {key: points[i + 1] - points[i] for i, (key, _) in enumerate(STAGES)}
 
 
 def stages(stamps: Sequence[tuple[int, str]], turns: Sequence[tuple[int, int]]) -> dict[str, Any]:
