@@ -2,8 +2,9 @@
 the client stamps with (``CLOCK_MONOTONIC``), so the two can be read as one timeline.
 
 ``install(path)`` patches, in the benchmark's own rt_server process only, the places a
-turn goes through: the client socket's reads (uvicorn's protocol), the message reaching
-the translator and leaving it, each backend send, the backend socket's reads (aiohttp's
+turn goes through: the client socket's reads (uvicorn's protocol, as each begins and
+ends), the message leaving uvicorn for Starlette, reaching the translator, validated and
+leaving it, each backend send, the backend socket's reads (aiohttp's
 protocol), each backend event reaching the translator, and each text frame handed to the
 client socket (Starlette). Each stamp is ``(monotonic_ns, label)`` appended to a list;
 SIGUSR1 writes the list to ``path`` (``ns label`` per line, atomically) and clears it.
@@ -15,12 +16,16 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 CLIENT_READ = "client_read"
+CLIENT_PARSED = "client_parsed"  # uvicorn's data_received has returned
+ASGI_RECEIVED = "asgi_received"  # uvicorn's receive() hands the message to Starlette
 MESSAGE = "message"
+VALIDATED = "validated"
 TRANSLATED = "translated"
 BACKEND_SENT = "backend_sent"
 BACKEND_READ = "backend_read"
@@ -38,6 +43,7 @@ def install(path: Path) -> None:
 
     from rt_server.backends.base import BackendEvent
     from rt_server.backends.sockets import AiohttpConnection
+    from rt_server.protocol import ClientProtocol, Handler
     from rt_server.translate import Outbox, Translator
 
     stamps: list[tuple[int, str]] = []
@@ -50,10 +56,22 @@ def install(path: Path) -> None:
     )
     client_text, backend_event = Translator.client_text, Translator.backend_event
     backend_send, send_text = AiohttpConnection.send, WebSocket.send_text
+    asgi_receive, validate = WebSocketsSansIOProtocol.receive, ClientProtocol.parse
 
     def on_client_data(self: Any, data: bytes) -> None:
         stamp((clock(), CLIENT_READ))
         client_data(self, data)
+        stamp((clock(), CLIENT_PARSED))
+
+    async def on_asgi_receive(self: Any) -> Any:
+        message = await asgi_receive(self)
+        stamp((clock(), ASGI_RECEIVED))
+        return message
+
+    def on_validate(self: ClientProtocol, raw: str | bytes) -> tuple[Mapping[str, Any], Handler]:
+        parsed = validate(self, raw)
+        stamp((clock(), VALIDATED))
+        return parsed
 
     def on_backend_data(self: Any, data: bytes) -> None:
         stamp((clock(), BACKEND_READ))
@@ -85,6 +103,8 @@ def install(path: Path) -> None:
         os.replace(partial, path)
 
     WebSocketsSansIOProtocol.data_received = on_client_data  # type: ignore[method-assign]
+    WebSocketsSansIOProtocol.receive = on_asgi_receive  # type: ignore[method-assign]
+    ClientProtocol.parse = on_validate  # type: ignore[method-assign]
     ResponseHandler.data_received = on_backend_data  # type: ignore[method-assign]
     Translator.client_text = on_client_text  # type: ignore[method-assign]
     Translator.backend_event = on_backend_event  # type: ignore[method-assign]

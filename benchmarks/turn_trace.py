@@ -2,7 +2,7 @@
 inside rt_server (:mod:`benchmarks.stamps`) on one monotonic clock.
 
 A through turn, from the client's ``user_message`` to its first ``text_delta``, is cut at
-the stamps rt_server took for it into eight stages; each stage's p50 and p90 are given in
+the stamps rt_server took for it into eleven stages; each stage's p50 and p90 are given in
 µs. The stages' p50s do not add up to the total's p50 (each is the median of its own).
 """
 
@@ -18,11 +18,11 @@ from benchmarks.stats import percentiles
 #: (key, what the stage is), in the order a turn passes them.
 STAGES = (
     ("to_rt_server", "the client's write until rt_server reads its socket"),
-    (
-        "to_session",
-        "rt_server's read until the message reaches the session (uvicorn, ASGI, Starlette)",
-    ),
-    ("translation", "the translation of the message"),
+    ("frame_parsing", "uvicorn's data_received: websockets parses the frame, queues it"),
+    ("asgi_queue", "the ASGI queue, until uvicorn's receive() returns the message"),
+    ("to_translator", "Starlette and the session pump, until the translator has it"),
+    ("validation", "pydantic validates the message"),
+    ("handler", "the handler builds the backend events"),
     ("backend_sends", "the sends to the backend (two events)"),
     ("backend", "the backend (the emulator): last send until its answer is read"),
     ("before_delta", "the reply's events before the first delta, read and translated"),
@@ -65,18 +65,22 @@ def _cut(index: _Index, start: int, first: int) -> dict[str, int] | None:
     if message is None or message > first:
         return None
     read = index.before(st.CLIENT_READ, message)
+    received = index.before(st.ASGI_RECEIVED, message)
+    validated = index.after(st.VALIDATED, message)
     translated = index.after(st.TRANSLATED, message)
-    if read is None or translated is None:
+    if read is None or received is None or validated is None or translated is None:
         return None
+    parsed = index.after(st.CLIENT_PARSED, read)
     answered = index.after(st.BACKEND_READ, translated)
     delta = index.after(_DELTA, translated)
-    if answered is None or delta is None:
+    if parsed is None or answered is None or delta is None:
         return None
     sent = index.before(st.BACKEND_SENT, answered)
     written = index.after(st.WRITE_DELTA, delta)
     if sent is None or written is None:
         return None
-    points = [start, read, message, translated, sent, answered, delta, written, first]
+    points = [start, read, parsed, received, message, validated, translated, sent, answered]
+    points += [delta, written, first]
     if points != sorted(points):
         return None
     return {key: points[i + 1] - points[i] for i, (key, _) in enumerate(STAGES)}

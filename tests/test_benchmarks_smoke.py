@@ -291,28 +291,34 @@ def test_trace_is_refused_beside_other_scenarios() -> None:
 def test_stages_cut_a_turn_at_rt_servers_stamps() -> None:
     timeline = [
         (10_000, stamps.CLIENT_READ),
-        (30_000, stamps.MESSAGE),
-        (60_000, stamps.TRANSLATED),
-        (80_000, stamps.BACKEND_SENT),
-        (100_000, stamps.BACKEND_SENT),
-        (150_000, stamps.BACKEND_READ),
-        (160_000, stamps.EVENT + "response.created"),
-        (170_000, stamps.BACKEND_READ),
-        (210_000, stamps.EVENT + "response.output_audio_transcript.delta"),
-        (280_000, stamps.WRITE_DELTA),
+        (30_000, stamps.CLIENT_PARSED),
+        (60_000, stamps.ASGI_RECEIVED),
+        (100_000, stamps.MESSAGE),
+        (150_000, stamps.VALIDATED),
+        (210_000, stamps.TRANSLATED),
+        (240_000, stamps.BACKEND_SENT),
+        (280_000, stamps.BACKEND_SENT),
+        (360_000, stamps.BACKEND_READ),
+        (370_000, stamps.EVENT + "response.created"),
+        (380_000, stamps.BACKEND_READ),
+        (450_000, stamps.EVENT + "response.output_audio_transcript.delta"),
+        (550_000, stamps.WRITE_DELTA),
     ]
-    # The client's turn from 0 to 360 us; then one that rt_server never saw (not cut).
-    result = turn_trace.stages(timeline, [(0, 360_000), (1_000_000, 1_100_000)])
+    # The client's turn from 0 to 660 us; then one that rt_server never saw (not cut).
+    result = turn_trace.stages(timeline, [(0, 660_000), (1_000_000, 1_100_000)])
     assert result["turns"] == 2 and result["turns_cut"] == 1
     us = {key: stage["p50"] for key, stage in result["us"].items()}
     assert us == {
         "to_rt_server": 10,
-        "to_session": 20,
-        "translation": 30,
-        "backend_sends": 40,  # to the last send
-        "backend": 50,  # to the first read after it
-        "before_delta": 60,
-        "delta_to_write": 70,
-        "to_client": 80,
+        "frame_parsing": 20,
+        "asgi_queue": 30,
+        "to_translator": 40,
+        "validation": 50,
+        "handler": 60,
+        "backend_sends": 70,  # to the last send
+        "backend": 80,  # to the first read after it
+        "before_delta": 90,
+        "delta_to_write": 100,
+        "to_client": 110,
     }
-    assert result["total_us"]["p50"] == 360
+    assert result["total_us"]["p50"] == 660
