@@ -347,6 +347,21 @@ def _ws_fast_receive() -> None:
     WebSocketsSansIOProtocol.data_received = data_received  # type: ignore[method-assign]
 
 
+def _validate_python() -> None:
+    """Client text frames decoded by orjson, then validated by pydantic as Python objects
+    (``validate_python``), instead of pydantic's ``validate_json`` doing both. Errors are
+    not mapped the same way (a measurement of the common path, not a proposal)."""
+    import orjson
+
+    from rt_server.protocol import ClientProtocol
+
+    def parse(self: Any, raw: str | bytes) -> Any:
+        message = self._adapter.validate_python(orjson.loads(raw))
+        return message, self._handlers[message[self.tag]]
+
+    ClientProtocol.parse = parse  # type: ignore[method-assign]
+
+
 EXPERIMENTS: dict[str, Callable[[], None]] = {
     "ws_legacy": _uvicorn_ws("websockets"),  # uvicorn's legacy websockets protocol
     "ws_fast_send": _ws_fast_send,
@@ -358,6 +373,7 @@ EXPERIMENTS: dict[str, Callable[[], None]] = {
     "batch_writes": _batch_writes(first_alone=False),
     "batch_writes_after_first": _batch_writes(first_alone=True),
     "ws_fast_receive": _ws_fast_receive,
+    "validate_python": _validate_python,
 }
 
 
