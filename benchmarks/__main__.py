@@ -85,7 +85,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="voice: sample rt_server with py-spy --native at every level; the share of each "
         "layer goes in voice.json and the summary (raw stacks in OUT/py-spy/)",
     )
-    p.add_argument("--experiment", help="apply a labelled hot-path experiment to rt_server")
     p.add_argument(
         "--trace",
         action="store_true",
@@ -164,9 +163,7 @@ def shared_servers(
         return
     profile = args.out / "rt_server_profile" if args.profile else None
     env = dict(item.split("=", 1) for item in args.env)
-    with procs.pair(
-        root, profile=profile, experiment=args.experiment, trace=args.stamps, env=env
-    ) as pair:
+    with procs.pair(root, profile=profile, trace=args.stamps, env=env) as pair:
         if args.pin:
             meta["placement"] = procs.pin(pair)
         meta["slices"] = procs.slices(pair)

@@ -1,8 +1,7 @@
 """Micro-benchmarks of rt_server's per-frame work, in CPU microseconds per call.
 
 ``python -m benchmarks.hotpath`` times, in this process, the pieces one audio frame goes
-through in rt_server, with the candidate changes of :mod:`benchmarks.experiments` beside
-the current code. CPU time (``time.process_time``) of many calls, best of several rounds:
+through in rt_server, with the alternatives measured beside the current code. CPU time (``time.process_time``) of many calls, best of several rounds:
 unlike the end-to-end latency it hardly moves when other work shares the machine.
 The websocket pieces send to a sink in another process, which reads and discards, so
 only the sending side is timed.
@@ -68,8 +67,8 @@ async def best_us_async(calls: int, rounds: int, body: Callable[[], Awaitable[No
 def translate_pieces(calls: int, rounds: int) -> dict[str, float]:
     """What the sans-I/O core and the JSON encoding cost per frame, both ways: the
     translator's own calls, beside the standard library's base64 they replaced."""
+    from rt_server.dialects.realtime import RealtimeTranslator as Translator
     from rt_server.profile import Profile
-    from rt_server.translate import Translator
 
     translator = Translator(Profile())
     audio = base64.b64encode(FRAME).decode()
@@ -147,8 +146,8 @@ def base64_pieces(calls: int, rounds: int) -> dict[str, float]:
 
 def text_pieces(calls: int, rounds: int) -> dict[str, float]:
     """A text turn's translation: a typed message in, a streamed text delta out."""
+    from rt_server.dialects.realtime import RealtimeTranslator as Translator
     from rt_server.profile import Profile
-    from rt_server.translate import Translator
 
     translator = Translator(Profile())
     message = '{"type":"user_message","text":"ping"}'

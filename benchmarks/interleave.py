@@ -1,14 +1,14 @@
 """``python -m benchmarks.interleave``: variants of one benchmark command, run in turns.
 
-    python -m benchmarks.interleave --out benchmarks/results/gc_tuned --repeat 2 \\
-        --variant off= --variant "on=--experiment gc_tuned" \\
-        -- --scenario voice --levels 50,100 --seconds 10 --quiet-wait 10
+    python -m benchmarks.interleave --out benchmarks/results/slice --repeat 2 \\
+        --variant kernel="--env SCHED_SLICE_US=0" --variant short= \\
+        -- --scenario text --quiet-wait 10
 
 runs ``python -m benchmarks`` with the shared arguments plus each variant's own, variant
 after variant, ``--repeat`` times (off, on, off, on), so a busy spell on the machine lands
 on all of them. Each run's ``summary.md`` is kept as ``OUT/<label>_<n>.md``. Where
-:mod:`benchmarks.compare` runs git refs against each other, this runs settings,
-experiments or placements against each other on the same code.
+:mod:`benchmarks.compare` runs git refs against each other, this runs settings
+or placements against each other on the same code.
 """
 
 from __future__ import annotations

@@ -226,27 +226,23 @@ def rt_server(
     *,
     profile: Path | None = None,
     profiler: str = "cprofile",
-    experiment: str | None = None,
     trace: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Child]:
     """rt_server as deployed (the ``rt-server`` console script: uvicorn, one worker).
 
     ``profile`` runs it under pyinstrument and writes the report there on exit;
-    ``experiment`` applies a labelled hot-path experiment from :mod:`benchmarks.experiments`;
     ``trace`` installs :mod:`benchmarks.stamps`, which dump to that file (:func:`dump_stamps`);
     ``env`` adds settings (``BACKEND_SOCKET=sdk``, say) to its environment.
     """
     port = free_port()
     env = {**server_env(emulator_port, port), **(env or {})}
-    if profile is None and experiment is None and trace is None:
+    if profile is None and trace is None:
         argv = [str(Path(sys.executable).parent / "rt-server")]
     else:
         argv = [sys.executable, "-m", "benchmarks.server"]
         if profile is not None:
             argv += ["--profile", str(profile), "--profiler", profiler]
-        if experiment is not None:
-            argv += ["--experiment", experiment]
         if trace is not None:
             argv += ["--trace", str(trace)]
     with _child("rt_server", argv, env, port, root) as child:
@@ -285,7 +281,6 @@ def pair(
     *,
     profile: Path | None = None,
     profiler: str = "cprofile",
-    experiment: str | None = None,
     trace: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Pair]:
@@ -296,7 +291,6 @@ def pair(
             root,
             profile=profile,
             profiler=profiler,
-            experiment=experiment,
             trace=trace,
             env=env,
         ) as srv,

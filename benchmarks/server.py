@@ -1,14 +1,13 @@
-"""rt_server's console script, optionally profiled or with a labelled experiment applied.
+"""rt_server's console script, optionally profiled or traced.
 
-``python -m benchmarks.server [--profile DIR] [--experiment NAME]`` runs exactly what
+``python -m benchmarks.server [--profile DIR] [--trace FILE]`` runs exactly what
 ``rt-server`` runs (settings from the environment, uvicorn, one worker). With
 ``--profile`` the process runs under pyinstrument (a statistical profile, ``profile.txt``
 and ``profile.html``) or cProfile (exact call counts and own time in CPU seconds of the
 event loop's thread, not wall time, so waiting for a CPU is not counted; ``cprofile.txt``
 and ``cprofile.pstats``), written to DIR when it exits; pass ``--profiler`` to pick one.
-``--experiment`` patches rt_server *in this process only* (see
-:mod:`benchmarks.experiments`): nothing in rt_server's sources changes. ``--trace FILE``
-installs :mod:`benchmarks.stamps` (SIGUSR1 writes them to FILE).
+``--trace FILE`` installs :mod:`benchmarks.stamps` in this process only (SIGUSR1 writes
+them to FILE): nothing in rt_server's sources changes.
 """
 
 from __future__ import annotations
@@ -27,13 +26,8 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.server")
     p.add_argument("--profile", type=Path)
     p.add_argument("--profiler", choices=["pyinstrument", "cprofile"], default="cprofile")
-    p.add_argument("--experiment")
     p.add_argument("--trace", type=Path)
     args = p.parse_args()
-    if args.experiment:
-        from benchmarks.experiments import apply
-
-        apply(args.experiment)
     if args.trace:
         from benchmarks import stamps
 

@@ -68,7 +68,9 @@ def install(path: Path) -> None:
         stamp((clock(), ASGI_RECEIVED))
         return message
 
-    def on_validate(self: ClientProtocol, raw: str | bytes) -> tuple[Mapping[str, Any], Handler]:
+    def on_validate(
+        self: ClientProtocol[Outbox], raw: str | bytes
+    ) -> tuple[Mapping[str, Any], Handler[Outbox]]:
         parsed = validate(self, raw)
         stamp((clock(), VALIDATED))
         return parsed
@@ -104,7 +106,7 @@ def install(path: Path) -> None:
 
     WebSocketsSansIOProtocol.data_received = on_client_data  # type: ignore[method-assign]
     WebSocketsSansIOProtocol.receive = on_asgi_receive  # type: ignore[method-assign]
-    ClientProtocol.parse = on_validate  # type: ignore[method-assign]
+    ClientProtocol.parse = on_validate  # type: ignore[method-assign, assignment]
     ResponseHandler.data_received = on_backend_data  # type: ignore[method-assign]
     Translator.client_text = on_client_text  # type: ignore[method-assign]
     Translator.backend_event = on_backend_event  # type: ignore[method-assign]

@@ -66,13 +66,6 @@ export namespace Conversation {
     type: "audio_delta";
     audio: string;
   }
-  /** Server: something went wrong. */
-  export interface ConversationError {
-    type: "error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "message_too_large" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
-    message: string;
-    retry_after?: number;
-  }
   /** Server: a piece of the assistant's text (or of its spoken transcript). */
   export interface ConversationTextDelta {
     type: "text_delta";
@@ -82,6 +75,13 @@ export namespace Conversation {
   export interface ConversationTranscription {
     type: "transcription";
     text: string;
+  }
+  /** Server: something went wrong; the session goes on unless a close follows. */
+  export interface ErrorMessage {
+    type: "error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "message_too_large" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
+    message: string;
+    retry_after?: number;
   }
   /** Server: the assistant finished (or was interrupted: ``status``). */
   export interface ResponseDone {
@@ -96,7 +96,7 @@ export namespace Conversation {
   export interface SpeechStarted {
     type: "speech_started";
   }
-  export type ServerMessage = SessionReady | AudioDelta | ConversationTextDelta | ConversationTranscription | SpeechStarted | ResponseDone | ConversationError;
+  export type ServerMessage = SessionReady | AudioDelta | ConversationTextDelta | ConversationTranscription | SpeechStarted | ResponseDone | ErrorMessage;
 }
 
 export namespace Twilio {
@@ -174,7 +174,7 @@ export namespace Twilio {
     accountSid?: string;
     callSid?: string;
   }
-  export type ClientMessage = Connected | Start | Media | MarkPlayed | Dtmf | Stop;
+  export type ClientMessage = Dtmf | Connected | Start | Media | MarkPlayed | Stop;
   export interface MarkName {
     name: string;
   }

@@ -1,16 +1,61 @@
-"""Who may open a session: client tokens and the Origin allowlist (pure functions).
+"""Who may do what: client tokens, the admin token and the Origin allowlist (pure).
 
-A token is accepted from ``Authorization: Bearer <token>``, a ``?token=`` query parameter
-(browsers cannot set headers on WebSockets) or a ``Sec-WebSocket-Protocol`` entry
-``bearer.<token>``. Tokens are compared in constant time.
+:func:`client_refusal` and :func:`admin_refusal` are the one access check, used alike by
+the WebSocket routes (before the handshake) and the REST endpoints. A token is accepted
+from ``Authorization: Bearer <token>``, a ``?token=`` query parameter (browsers cannot set
+headers on WebSockets) or a ``Sec-WebSocket-Protocol`` entry ``bearer.<token>``. Tokens are
+compared in constant time.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 TOKEN_PROTOCOL_PREFIX = "bearer."  # noqa: S105 (a prefix, not a secret)
+
+
+class Refusal(NamedTuple):
+    """Why a request is refused: an HTTP status, an error code and a message."""
+
+    status: int
+    code: str
+    message: str
+
+
+def client_refusal(
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    *,
+    tokens: tuple[str, ...],
+    origins: tuple[str, ...],
+) -> Refusal | None:
+    """Whether a client may open a session or mint a secret (no ``tokens``: anyone)."""
+    if not origin_allowed(headers.get("origin"), origins):
+        return Refusal(403, "forbidden_origin", "this Origin may not connect")
+    if tokens and not token_allowed(presented_token(headers, query), tokens):
+        return Refusal(401, "unauthorized", "a valid client token is required")
+    return None
+
+
+def admin_refusal(
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    *,
+    token: str | None,
+    origins: tuple[str, ...],
+) -> Refusal | None:
+    """Whether a caller may use the admin endpoints (no ``token`` configured: nobody)."""
+    if not origin_allowed(headers.get("origin"), origins):
+        return Refusal(403, "forbidden_origin", "this Origin may not connect")
+    if token is None:
+        return Refusal(403, "admin_disabled", "the admin endpoints are off: set ADMIN_TOKEN")
+    if not token_allowed(presented_token(headers, query), (token,)):
+        return Refusal(
+            401, "unauthorized", "a valid admin token is required: Authorization: Bearer <token>"
+        )
+    return None
 
 
 def presented_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:

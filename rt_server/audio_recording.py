@@ -1,8 +1,7 @@
 """Optional recording of both sides' audio to WAV files (``RECORD_AUDIO_DIR``; off by default).
 
-The session hands over what it already has in hand (the base64 of each
-``input_audio_buffer.append`` it sends and each ``response.output_audio.delta`` it
-receives), so recording works for every dialect and format. Decoding and file writes
+The session hands over what the translator had in hand (``Outbox.recorded``: raw audio,
+or base64 as it crossed the wire), so recording works for every dialect and format. Decoding and file writes
 happen in a thread, about once a second, never on the audio path.
 """
 
@@ -16,7 +15,7 @@ from typing import Any, BinaryIO
 
 from loguru import logger
 
-from rt_server.translate import AUDIO_FORMATS
+from rt_server.translate import AUDIO_FORMATS, Side
 
 # WAV format tags of the Realtime API's audio formats: PCM, mu-law, A-law.
 _WAV_TAGS = {"audio/pcm": 1, "audio/pcmu": 7, "audio/pcma": 6}
@@ -33,7 +32,7 @@ class AudioRecording:
         kind = audio_format["type"]
         rate, width = AUDIO_FORMATS[kind]
         self._format = (_WAV_TAGS[kind], width, rate)
-        self._pending: tuple[list[str], list[str]] = ([], [])
+        self._pending: tuple[list[bytes | str], list[bytes | str]] = ([], [])
         self._files: list[BinaryIO] = []
         self.failed = False
 
@@ -41,13 +40,10 @@ class AudioRecording:
     def paths(self) -> tuple[Path, Path]:
         return self._paths
 
-    def user(self, audio_b64: str) -> None:
+    def add(self, side: Side, audio: bytes | str) -> None:
+        """Audio of one side: bytes, or base64 (decoded when written)."""
         if not self.failed:
-            self._pending[0].append(audio_b64)
-
-    def assistant(self, audio_b64: str) -> None:
-        if not self.failed:
-            self._pending[1].append(audio_b64)
+            self._pending[side == "assistant"].append(audio)
 
     async def flush(self) -> None:
         """Write what arrived since the last flush (in a thread); a disk error stops it."""
@@ -70,7 +66,7 @@ class AudioRecording:
             except OSError as exc:
                 logger.warning("audio recording could not be finished: {}", exc)
 
-    def _write(self, pending: tuple[list[str], list[str]]) -> None:
+    def _write(self, pending: tuple[list[bytes | str], list[bytes | str]]) -> None:
         if not self._files:
             for path in self._paths:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +75,7 @@ class AudioRecording:
                 self._files.append(handle)
         for file, chunks in zip(self._files, pending, strict=True):
             for chunk in chunks:
-                file.write(base64.b64decode(chunk))
+                file.write(base64.b64decode(chunk) if isinstance(chunk, str) else chunk)
 
     def _finish(self) -> None:
         for handle in self._files:

@@ -6,8 +6,9 @@
     └── BackendError         the Realtime backend failed (code, retryable, retry_after)
         └── BackendClosed    the backend connection ended mid-session
 
-Foreign exceptions (websockets, httpx, azure-identity) become ``BackendError`` at the
-backend boundary (:mod:`rt_server.backends.base`); nothing else catches them.
+Foreign exceptions (aiohttp, websockets, the openai SDK, azure-identity, OS errors) become
+``BackendError`` at the backend boundary, in :func:`rt_server.backends.openai.backend_errors`;
+nothing else catches them.
 """
 
 from __future__ import annotations

@@ -13,32 +13,31 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
 from loguru import logger
-from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rt_server.admission import Runtime, serve_session
+from rt_server import client_secrets, http_errors
 from rt_server.backends import Backend, create_backend
 from rt_server.config import Settings, load_settings
-from rt_server.errors import BackendError, ConfigError
+from rt_server.dialects import DIALECTS, Dialect
+from rt_server.errors import ConfigError
 from rt_server.logs import configure_logging
 from rt_server.metrics import Metrics
-from rt_server.monitor import Monitor, mount_monitor
+from rt_server.monitor import Monitor
 from rt_server.observe import Observer
 from rt_server.phone import mount_phone
-from rt_server.protocol import client_schema, server_schema
-from rt_server.records import mount_records, open_records
+from rt_server.records import api as records_api
+from rt_server.records.service import open_records
+from rt_server.routes import mount_routes
+from rt_server.runtime import Runtime, runtime_of
 from rt_server.sched import request_slice
-from rt_server.secrets import mount_client_secrets
 from rt_server.session import Services
 from rt_server.shutdown import drain_on_signal
 from rt_server.tools import ToolRegistry, load_tools
-from rt_server.translate import Translator
 from rt_server.web import mount_web_client
 
 
@@ -48,9 +47,13 @@ def create_app(
     *,
     tools: ToolRegistry | None = None,
     observers: tuple[Observer, ...] = (),
+    dialects: tuple[Dialect, ...] = DIALECTS,
     own_process: bool = False,
 ) -> FastAPI:
     """The rt_server application; settings default to the environment at start-up.
+
+    ``dialects``: the client dialects served (:mod:`rt_server.dialects`); each with a
+    ``path`` gets its WebSocket route there.
 
     ``own_process`` (the console script and ``rt_server.main:app``; not tests, which build
     many apps in one process) tunes the process once the lifespan has started: the
@@ -76,14 +79,13 @@ def create_app(
             backend or create_backend(resolved) as started,
             open_records(resolved, metrics.registry) as records,
         ):
-            app.state.records = records
             monitor = Monitor(resolved.monitor_buffer)
             everyone = (*observers, monitor, *records.observers)
             audio_dir = Path(resolved.record_audio_dir) if resolved.record_audio_dir else None
             services = Services(
                 started, resolved.limits, registry, metrics, everyone, record_audio=audio_dir
             )
-            runtime = app.state.runtime = Runtime(resolved, services, monitor)
+            runtime = app.state.runtime = Runtime(resolved, services, monitor, records, dialects)
             async with drain_on_signal(runtime):
                 if own_process:
                     _tune_process(resolved)
@@ -92,11 +94,11 @@ def create_app(
 
     app = FastAPI(title="rt_server", version="0.1.0", lifespan=lifespan)
     app.add_middleware(_SettingsCORS)
-    _routes(app)
+    http_errors.install(app)
+    mount_routes(app, dialects)
     mount_phone(app)
-    mount_monitor(app)
-    mount_records(app)
-    mount_client_secrets(app)
+    app.include_router(records_api.router)
+    app.include_router(client_secrets.router)
     mount_web_client(app)
     return app
 
@@ -120,63 +122,6 @@ def _freeze_start_up() -> None:
     )
 
 
-def _routes(app: FastAPI) -> None:
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        """Liveness: cheap, touches nothing."""
-        return {"status": "ok"}
-
-    @app.get("/ready", response_model=None)
-    async def ready(request: Request) -> dict[str, str] | JSONResponse:
-        """Readiness: whether the backend credential can currently be used."""
-        runtime: Runtime = request.app.state.runtime
-        if runtime.draining:
-            return JSONResponse({"status": "shutting_down"}, status_code=503)
-        try:
-            await runtime.services.backend.check()
-        except BackendError as exc:
-            return JSONResponse({"status": "unavailable", "code": exc.code}, status_code=503)
-        return {"status": "ready", "backend": runtime.services.backend.name}
-
-    @app.get("/metrics")
-    async def metrics(request: Request) -> Response:
-        """Prometheus metrics."""
-        runtime: Runtime = request.app.state.runtime
-        return Response(runtime.services.metrics.expose(), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/tools")
-    async def list_tools(request: Request) -> list[dict[str, Any]]:
-        """The function tools offered to the model (they run on the server)."""
-        runtime: Runtime = request.app.state.runtime
-        return runtime.services.tools.schemas()
-
-    @app.get("/protocol.json")
-    async def protocol() -> dict[str, Any]:
-        """JSON Schema of every client and server message of each dialect."""
-        from rt_server.dialects import conversation, twilio
-
-        return {
-            "realtime": {"client": client_schema(), "server": server_schema()},
-            "conversation": {
-                "client": conversation.PROTOCOL.schema(),
-                "server": conversation.server_schema(),
-            },
-            "twilio": {"client": twilio.PROTOCOL.schema(), "server": twilio.server_schema()},
-        }
-
-    @app.websocket("/realtime")
-    async def realtime(websocket: WebSocket) -> None:
-        """The simplified realtime protocol (README, "Protocol")."""
-        await serve_session(websocket, Translator, "realtime")
-
-    @app.websocket("/ws/conversation")
-    async def conversation(websocket: WebSocket) -> None:
-        """The research-paper voice assistant dialect (README, "Dialects")."""
-        from rt_server.dialects.conversation import ConversationTranslator
-
-        await serve_session(websocket, ConversationTranslator, "conversation")
-
-
 class _SettingsCORS:
     """CORS from the runtime settings (read at start-up, after the app is built)."""
 
@@ -189,7 +134,7 @@ class _SettingsCORS:
             await self._app(scope, receive, send)
             return
         if self._cors is None:
-            origins = list(scope["app"].state.runtime.settings.cors_origins)
+            origins = list(runtime_of(HTTPConnection(scope)).settings.cors_origins)
             if not origins:
                 self._cors = self._app
             else:

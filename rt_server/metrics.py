@@ -44,7 +44,6 @@ class _TrafficCollector(Collector):
 
     def __init__(self) -> None:
         self.finished = Traffic()
-        self.live: set[int] = set()
         self.sessions: dict[int, Traffic] = {}
 
     def collect(self) -> Iterator[Metric]:

@@ -1,4 +1,4 @@
-"""The live monitor: every session of every dialect, as a JSON feed on the ``/logs`` WebSocket.
+"""The live monitor: every session of every dialect, as a JSON feed (the ``/logs`` WebSocket).
 
 :class:`Monitor` is a session observer. Observers are called synchronously from the
 session pumps, so it never awaits: each event is serialised once and appended to every
@@ -28,11 +28,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
 from loguru import logger
 from starlette.websockets import WebSocket
 
-from rt_server import access
 from rt_server.observe import SessionInfo
 from rt_server.translate import Note
 
@@ -180,23 +178,3 @@ async def _until_closed(websocket: WebSocket) -> None:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
-
-
-def mount_monitor(app: FastAPI) -> None:
-    """Add the ``/logs`` WebSocket: the live feed, for holders of the admin token."""
-    from rt_server.admission import Runtime, deny  # admission's Runtime holds a Monitor
-
-    @app.websocket("/logs")
-    async def logs(websocket: WebSocket) -> None:
-        """The live monitor feed of every session (README, "Monitoring"); admin token."""
-        runtime: Runtime = websocket.app.state.runtime
-        admin = runtime.settings.admin_token
-        if admin is None:
-            await deny(websocket, 403, "forbidden", "the monitor is off: ADMIN_TOKEN is not set")
-            return
-        presented = access.presented_token(websocket.headers, websocket.query_params)
-        if not access.token_allowed(presented, (admin,)):
-            await deny(websocket, 401, "unauthorized", "a valid admin token is required")
-            return
-        await websocket.accept()
-        await runtime.monitor.serve(websocket)

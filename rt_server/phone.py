@@ -12,17 +12,20 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import PlainTextResponse, Response
 from loguru import logger
 
-from rt_server.admission import deny, serve_session
+from rt_server import twiml as twilio_http
+from rt_server.admission import serve_session
 from rt_server.config import Settings
-from rt_server.dialects import twiml as twilio_http
+from rt_server.dialects import find
+from rt_server.http_errors import ApiError, deny
+from rt_server.runtime import RuntimeDep, runtime_of
 
 
 def mount_phone(app: FastAPI) -> None:
     """Add ``/twiml`` (GET and POST), ``/public-url`` and ``/call`` to ``app``."""
 
-    async def twiml(request: Request) -> Response:
+    async def twiml(request: Request, runtime: RuntimeDep) -> Response:
         """TwiML connecting a phone call to ``/call`` (README, "Phone calls")."""
-        settings: Settings = request.app.state.runtime.settings
+        settings = runtime.settings
         if settings.twilio_auth_token and not await _twilio_signed(request, settings):
             logger.info("refused a /twiml request: invalid Twilio signature")
             return PlainTextResponse("invalid Twilio signature", status_code=403)
@@ -30,9 +33,9 @@ def mount_phone(app: FastAPI) -> None:
         return Response(twilio_http.twiml(url), media_type="text/xml")
 
     @app.get("/public-url")
-    async def public_url(request: Request) -> dict[str, str]:
+    async def public_url(request: Request, runtime: RuntimeDep) -> dict[str, str]:
         """Where Twilio reaches this server: the TwiML webhook and the stream URL."""
-        settings: Settings = request.app.state.runtime.settings
+        settings = runtime.settings
         base = settings.public_url or str(request.base_url).rstrip("/")
         return {
             "public_url": base,
@@ -44,9 +47,8 @@ def mount_phone(app: FastAPI) -> None:
     @app.websocket("/call")
     async def call(websocket: WebSocket) -> None:
         """Twilio Media Streams: a phone call (README, "Phone calls")."""
-        from rt_server.dialects.twilio import TwilioTranslator
-
-        settings: Settings = websocket.app.state.runtime.settings
+        runtime = runtime_of(websocket)
+        settings = runtime.settings
         token = settings.twilio_auth_token
         if token and not twilio_http.signature_valid(
             token,
@@ -55,10 +57,11 @@ def mount_phone(app: FastAPI) -> None:
             websocket.headers.get("x-twilio-signature"),
             websocket.headers.get("x-twilio-webhooks-signature-settings"),
         ):
-            await deny(websocket, 403, "unauthorized", "invalid Twilio signature")
+            await deny(websocket, ApiError(403, "unauthorized", "invalid Twilio signature"))
             return
         # A signed Twilio request needs no client token (Twilio cannot send one).
-        await serve_session(websocket, TwilioTranslator, "twilio", authenticated=bool(token))
+        dialect = find("twilio", runtime.dialects)
+        await serve_session(websocket, dialect, authenticated=bool(token))
 
     for method in ("GET", "POST"):
         app.add_api_route("/twiml", twiml, methods=[method], operation_id=f"twiml_{method.lower()}")

@@ -34,7 +34,7 @@ from rt_server.errors import BackendClosed, BackendError, ClientError, ErrorCode
 from rt_server.metrics import Metrics, Traffic
 from rt_server.observe import Observer, SessionInfo
 from rt_server.tools import ToolRegistry
-from rt_server.translate import ClientFrame, Note, Outbox, ToolCall, Translator
+from rt_server.translate import ClientFrame, Outbox, ToolCall, Translator
 
 _AUDIO_BURST_MS = 2000.0  # audio a client may send ahead of real time before the rate applies
 
@@ -67,6 +67,8 @@ class Counters:
     traffic: Traffic = field(default_factory=Traffic)
     errors: int = 0
     reconnects: int = 0
+    audio_in_ms: float = 0.0
+    audio_out_ms: float = 0.0
 
 
 @dataclass(slots=True)
@@ -105,7 +107,6 @@ class Session:
         translator: Translator,
         services: Services,
         *,
-        dialect: str = "realtime",
         subprotocol: str | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
@@ -125,7 +126,6 @@ class Session:
         self._started = time.monotonic()
         self._last_seen = self._last_backend = self._started
         self._drain_until: float | None = None
-        self._audio_ms = 0.0
         self._recording = (
             AudioRecording(services.record_audio, self.id, translator.audio_format)
             if services.record_audio is not None
@@ -133,7 +133,12 @@ class Session:
         )
         peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
         self.info = SessionInfo(
-            self.id, dialect, services.backend.name, translator.profile.name, time.time(), peer
+            self.id,
+            translator.name,
+            services.backend.name,
+            translator.profile.name,
+            time.time(),
+            peer,
         )
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -192,13 +197,9 @@ class Session:
     async def _await_configured(self) -> None:
         assert self._conn is not None
         while True:
-            event = await self._conn.recv()
-            kind = event.get("type")
-            if kind == "error":
-                message = str((event.get("error") or {}).get("message", "refused"))
-                raise BackendError("backend_error", f"the backend refused the session: {message}")
-            self._deliver(self.translator.backend_event(event, time.monotonic()).client)
-            if kind == "session.updated":
+            out = self.translator.setup_event(await self._conn.recv(), time.monotonic())
+            self._deliver(out.client)
+            if out.configured:
                 return
 
     async def _pump(self) -> None:
@@ -241,7 +242,8 @@ class Session:
         c, t = self.counters, self.counters.traffic
         self.log.info(
             "session end after {:.1f} s: close {} ({}); in {} text / {} audio frames ({} B), "
-            "out {} text / {} audio frames ({} B), {} errors, {} reconnects",
+            "out {} text / {} audio frames ({} B), audio {:.1f} s in / {:.1f} s out, "
+            "{} errors, {} reconnects",
             time.monotonic() - self._started,
             code,
             reason,
@@ -251,6 +253,8 @@ class Session:
             t.out_text,
             t.out_audio,
             t.out_text_bytes + t.out_audio_bytes,
+            c.audio_in_ms / 1000,
+            c.audio_out_ms / 1000,
             c.errors,
             c.reconnects,
         )
@@ -286,7 +290,7 @@ class Session:
             except ClientError as exc:
                 self._send_error(exc.code, exc.message)
                 continue
-            self._account_audio(out.backend, now)
+            self._account_audio(out.audio_in_ms, now)
             await self._apply(out)
 
     async def _from_backend(self) -> None:
@@ -298,8 +302,6 @@ class Session:
             try:
                 event = await self._conn.recv()
                 now = self._last_backend = time.monotonic()
-                if self._recording is not None and event["type"] == "response.output_audio.delta":
-                    self._recording.assistant(event["delta"])
                 await self._apply(translator.backend_event(event, now), wait=False)
             except BackendClosed as exc:
                 await self._reconnect(exc)
@@ -384,34 +386,47 @@ class Session:
         return max(0.0, min(deadlines) - now)
 
     async def _stalled(self) -> None:
-        """A reply went quiet: tell the client and replace the backend connection."""
-        self._send_error(
-            "backend_timeout",
-            f"the assistant did not answer for {self._limits.response_timeout_seconds:g} s",
-        )
-        self.translator.responding = False
+        """A reply went quiet: the translator gives it up, the backend is replaced."""
         self._last_backend = time.monotonic()
-        if self._conn is not None:
-            # The backend pump then sees BackendClosed and reconnects, replaying the turns.
-            with contextlib.suppress(Exception):
-                await self._conn.aclose()
+        await self._apply(self.translator.stalled(self._limits.response_timeout_seconds))
 
     # ---------------------------------------------------------------------------- helpers
 
     async def _apply(self, out: Outbox, *, wait: bool = True) -> None:
         """Act on what the translator returned. What someone waits for goes first: the
         client's frames and the backend's events (``wait``: see :meth:`_send_backend`);
-        then the notes and tool calls."""
+        then the bookkeeping (:meth:`_settle`), then a backend replacement or a close."""
         if out.client:
             self._deliver(out.client)
         try:
             if out.backend:
                 await self._send_backend(out.backend, wait=wait)
         finally:
-            for note in out.notes:
-                self._observe("session_note", note)
-            for call in out.calls:
-                self._calls.put_nowait(call)
+            self._settle(out)
+        if out.abandoned and self._conn is not None:
+            # The backend pump then sees BackendClosed and reconnects, restoring the turns.
+            with contextlib.suppress(Exception):
+                await self._conn.aclose()
+        if out.close is not None:
+            raise CloseSession(out.close.code, out.close.reason)
+
+    def _settle(self, out: Outbox) -> None:
+        """What follows an outbox's sends: the audio recorded and counted, the notes (an
+        error note is counted too) and the tool calls."""
+        counters = self.counters
+        counters.audio_in_ms += out.audio_in_ms
+        counters.audio_out_ms += out.audio_out_ms
+        if self._recording is not None:
+            for side, audio in out.recorded:
+                self._recording.add(side, audio)
+        for note in out.notes:
+            if note.kind == "error":
+                counters.errors += 1
+                self._metrics.error(note.data["code"])
+                self.log.info("> error {}: {}", note.data["code"], note.data["message"])
+            self._observe("session_note", note)
+        for call in out.calls:
+            self._calls.put_nowait(call)
 
     async def _welcome(self) -> None:
         """Ask for the welcome turn, if the profile has one, before any client message is
@@ -490,12 +505,10 @@ class Session:
     def _send_error(
         self, code: ErrorCode, message: str, *, retry_after: float | None = None
     ) -> None:
-        self.counters.errors += 1
-        self._metrics.error(code)
-        self.log.info("> error {}: {}", code, message)
-        self._observe("session_note", Note("error", {"code": code, "message": message}))
-        with contextlib.suppress(CloseSession):
-            self._deliver(self.translator.render_error(code, message, retry_after))
+        out = self.translator.error(code, message, retry_after)
+        with contextlib.suppress(CloseSession):  # a client not reading is closed anyway
+            self._deliver(out.client)
+        self._settle(out)
 
     def _observe(self, event: str, *args: Any) -> None:
         for observer in self._services.observers:
@@ -504,18 +517,14 @@ class Session:
             except Exception:
                 self.log.exception("observer {} failed on {}", type(observer).__name__, event)
 
-    def _account_audio(self, events: list[BackendEvent], now: float) -> None:
-        """Record the client's audio if asked, and refuse audio sent far faster than real
-        time (a client flooding the backend)."""
-        for event in events:
-            if event["type"] == "input_audio_buffer.append":
-                if self._recording is not None:
-                    self._recording.user(event["audio"])
-                # base64: 4 characters per 3 bytes
-                self._audio_ms += len(event["audio"]) * 0.75 / self.translator.bytes_per_ms
+    def _account_audio(self, ms: float, now: float) -> None:
+        """Refuse audio sent far faster than real time (a client flooding the backend)."""
+        if not ms:
+            return
+        sent = self.counters.audio_in_ms + ms
         elapsed_ms = (now - self._started) * 1000.0
         allowed = elapsed_ms * self._limits.max_audio_realtime_factor + _AUDIO_BURST_MS
-        if self._audio_ms > allowed:
+        if sent > allowed:
             self._send_error(
                 "audio_rate_exceeded",
                 f"audio arrives faster than {self._limits.max_audio_realtime_factor:g}x real time",

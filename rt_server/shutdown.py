@@ -11,7 +11,7 @@ from types import FrameType
 
 from loguru import logger
 
-from rt_server.admission import Runtime
+from rt_server.runtime import Runtime
 
 
 @asynccontextmanager

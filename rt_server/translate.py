@@ -2,13 +2,17 @@
 
 No awaits and no sockets here. :class:`Translator` takes what one side sent and returns an
 :class:`Outbox`: frames for the client, events for the backend, notes for observers
-(monitor, records, metrics) and tool calls for the session to run. Backend events use GA
-names (a preview backend normalises beta names before they get here). The time is passed
-in, so barge-in truncation is a pure function of what was sent and when.
+(monitor, records, metrics), tool calls for the session to run, and what the session must
+do besides (close the client with a code, replace a stalled backend, record audio).
+Backend events use GA names (a preview backend normalises beta names before they get
+here). The time is passed in, so barge-in truncation is a pure function of what was sent
+and when.
 
-The base class speaks the ``/realtime`` protocol of :mod:`rt_server.protocol`. Another
-client dialect subclasses it and overrides the ``render_*`` methods and the client side
-(``client_text`` / ``client_audio``); the backend side and its state stay shared.
+The base class is neutral: it renders nothing. Each client dialect
+(:mod:`rt_server.dialects`) is a subclass with a ``name``, a ``path``, its
+:class:`~rt_server.protocol.ClientProtocol` (the messages its clients send, each with its
+handler) and the ``render_*`` methods of the frames it sends; a hook it does not override
+sends that client nothing.
 """
 
 from __future__ import annotations
@@ -20,29 +24,24 @@ from typing import Any, ClassVar, Literal, TypeAlias
 
 import pybase64
 from loguru import logger
+from pydantic import TypeAdapter
 
-from rt_server.errors import ClientError, ErrorCode
+from rt_server.errors import BackendError, ClientError, ErrorCode
 from rt_server.profile import Profile
-from rt_server.protocol import (
-    REALTIME,
-    ClientProtocol,
-    ErrorMessage,
-    ServerControl,
-    TextDelta,
-    Transcription,
-)
+from rt_server.protocol import ClientProtocol
 
 BackendEvent: TypeAlias = dict[str, Any]
 ClientFrame: TypeAlias = Mapping[str, Any] | bytes
+Side: TypeAlias = Literal["user", "assistant"]
 
-_INTERNAL = "rt_"
+_INTERNAL = "rt_"  # event_id prefix of events the server sends on its own behalf
 
 #: The Realtime API's audio formats: sample rate and bytes per sample (mono).
 AUDIO_FORMATS = {
     "audio/pcm": (24000, 2),
     "audio/pcmu": (8000, 1),
     "audio/pcma": (8000, 1),
-}  # event_id prefix of events the server sends on its own behalf
+}
 
 NoteKind: TypeAlias = Literal[
     "user_text",
@@ -74,14 +73,36 @@ class ToolCall:
     arguments: str
 
 
+@dataclass(frozen=True, slots=True)
+class Close:
+    """End the session with this WebSocket close code and reason."""
+
+    code: int
+    reason: str
+
+
 @dataclass(slots=True)
 class Outbox:
-    """What one input produced."""
+    """What one input produced, and everything the session must do about it."""
 
     client: list[ClientFrame] = field(default_factory=list)
     backend: list[BackendEvent] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     calls: list[ToolCall] = field(default_factory=list)
+    #: End the session once the frames above are sent.
+    close: Close | None = None
+    #: The reply in progress is given up: replace the backend connection (the
+    #: conversation is restored on the new one).
+    abandoned: bool = False
+    #: The backend session is configured (:meth:`Translator.setup_event`).
+    configured: bool = False
+    #: Milliseconds of audio in the backend events (from the client) and in the client
+    #: frames (from the assistant).
+    audio_in_ms: float = 0.0
+    audio_out_ms: float = 0.0
+    #: Audio to record (only when the translator's ``record_audio`` is set): raw bytes,
+    #: or base64 as it crossed the wire, in the session's audio format.
+    recorded: list[tuple[Side, bytes | str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -113,6 +134,15 @@ class Playback:
 class Translator:
     """The translation state of one session; feed it both sides, send what it returns."""
 
+    #: The dialect's name (records, metrics, ``/protocol.json``) and its WebSocket route
+    #: (None: a route of its own mounts it, as the phone routes do for Twilio).
+    name: ClassVar[str] = "neutral"
+    path: ClassVar[str | None] = None
+    #: The client messages this dialect understands, each with its handler.
+    protocol: ClassVar[ClientProtocol[Outbox]] = ClientProtocol("neutral")
+    #: The union of the TypedDicts of the messages this dialect sends.
+    server_messages: ClassVar[Any] = None
+
     profile: Profile
     tools: list[dict[str, Any]] = field(default_factory=list)
     ready: bool = False
@@ -132,6 +162,9 @@ class Translator:
 
     #: Client audio frames shorter than this are held and appended together (0: never).
     coalesce_ms: int = 0
+
+    #: Hand both sides' audio to the session for recording (``Outbox.recorded``).
+    record_audio: bool = False
 
     #: Bytes of ``audio_format`` audio per millisecond (derived, read per frame).
     bytes_per_ms: int = field(init=False)
@@ -170,8 +203,11 @@ class Translator:
         response = {"instructions": self.profile.welcome_instructions}
         return [{"type": "response.create", "response": response}]
 
-    #: The client messages this dialect understands, each with its handler.
-    protocol: ClassVar[ClientProtocol] = REALTIME
+    @classmethod
+    def schema(cls) -> dict[str, Any]:
+        """JSON Schemas of what this dialect's clients send and what they are sent."""
+        server = TypeAdapter[Any](cls.server_messages).json_schema() if cls.server_messages else {}
+        return {"client": cls.protocol.schema(), "server": server}
 
     def client_text(self, raw: str | bytes, now: float) -> Outbox:
         """A client text frame; raises :class:`ClientError` when it is malformed."""
@@ -191,15 +227,19 @@ class Translator:
             raise ClientError(
                 "invalid_audio", f"audio frames must be whole PCM16 samples, got {len(pcm)} bytes"
             )
+        out = Outbox(audio_in_ms=len(pcm) / self.bytes_per_ms)
+        if self.record_audio:
+            out.recorded.append(("user", pcm))
         held = self._coalescing
         if not held and len(pcm) >= self._coalesce_bytes:
-            return Outbox(backend=[self.append(pcm)])
+            out.backend.append(self.append(pcm))
+            return out
         # Tiny frames (a 10 ms device, a 128-sample worklet) cost a backend event each:
         # join them into appends of at least coalesce_ms.
         held += pcm
-        if len(held) < self._coalesce_bytes:
-            return Outbox()
-        return Outbox(backend=self._release_audio())
+        if len(held) >= self._coalesce_bytes:
+            out.backend.extend(self._release_audio())
+        return out
 
     def _release_audio(self) -> list[BackendEvent]:
         """The held audio as one append (none when nothing is held)."""
@@ -261,6 +301,20 @@ class Translator:
         self._reply_if_due(out)
         return out
 
+    def stalled(self, seconds: float) -> Outbox:
+        """The reply in progress went silent for ``seconds``: give it up, tell the client."""
+        self.responding = False
+        out = self.error("backend_timeout", f"the assistant did not answer for {seconds:g} s")
+        out.abandoned = True
+        return out
+
+    def error(self, code: ErrorCode, message: str, retry_after: float | None = None) -> Outbox:
+        """Tell the client something went wrong (the session decides what follows)."""
+        return Outbox(
+            client=self.render_error(code, message, retry_after),
+            notes=[Note("error", {"code": code, "message": message})],
+        )
+
     def _request_reply(self, out: Outbox) -> None:
         """Ask for a reply now, or once the one in progress is done: the Realtime API runs
         one response at a time and refuses a second (a question typed over an answer)."""
@@ -291,9 +345,6 @@ class Translator:
                     client=self.render_transcription(event["item_id"], text),
                     notes=[Note("user_transcript", {"item_id": event["item_id"], "text": text})],
                 )
-            case "session.updated" if not self.ready:
-                self.ready = True
-                return Outbox(client=self.render_connected())
             case "response.created":
                 self.responding = True
                 return Outbox()
@@ -310,18 +361,41 @@ class Translator:
                 logger.trace("< {} (not forwarded)", kind)
                 return Outbox()
 
+    def setup_event(self, event: BackendEvent, now: float) -> Outbox:
+        """An event of a backend session being configured (by :meth:`restore`); the client
+        hears ``connected`` the first time one is; a refusal raises :class:`BackendError`."""
+        match event.get("type"):
+            case "error":
+                message = str((event.get("error") or {}).get("message", "refused"))
+                raise BackendError("backend_error", f"the backend refused the session: {message}")
+            case "session.updated":
+                out = Outbox(client=[] if self.ready else self.render_connected(), configured=True)
+                self.ready = True
+                return out
+            case _:
+                return self.backend_event(event, now)
+
     def _audio_delta(self, event: BackendEvent, now: float) -> Outbox:
-        item_id = event["item_id"]
-        if item_id in self.truncated:
+        if event["item_id"] in self.truncated:
             return Outbox()
         audio = pybase64.b64decode(event["delta"])
+        ms = len(audio) / self.bytes_per_ms
+        self.played(event, now).ms_sent += ms
+        out = Outbox(client=self.render_audio(audio), audio_out_ms=ms)
+        if self.record_audio:
+            out.recorded.append(("assistant", audio))
+        return out
+
+    def played(self, event: BackendEvent, now: float) -> Playback:
+        """The playback the audio delta ``event`` belongs to; a new item starts playing
+        once the client has played what it already has (queued behind it)."""
         playing = self.playback
-        if playing is None or playing.item_id != item_id:
-            # Audio queues behind whatever the client is still playing.
+        if playing is None or playing.item_id != event["item_id"]:
             start = now if playing is None else max(now, playing.ends_at())
-            playing = self.playback = Playback(item_id, event.get("content_index", 0), start)
-        playing.ms_sent += len(audio) / self.bytes_per_ms
-        return Outbox(client=self.render_audio(audio))
+            playing = self.playback = Playback(
+                event["item_id"], event.get("content_index", 0), start
+            )
+        return playing
 
     def _text_done(self, event: BackendEvent) -> Outbox:
         text = event.get("text") or event.get("transcript") or ""
@@ -399,57 +473,48 @@ class Translator:
             logger.debug("< error for internal event: {}", error.get("code"))
             return Outbox()
         message = str(error.get("message") or "the Realtime backend reported an error")
-        return Outbox(
-            client=self.render_error("backend_error", message),
-            notes=[Note("error", {"code": "backend_error", "message": message})],
-        )
+        return self.error("backend_error", message)
 
     def _event_id(self) -> str:
         self._serial += 1
         return f"{_INTERNAL}{self._serial}"
 
-    # ---------------------------------------------------- rendering: the /realtime dialect
+    # ------------------------------------------- rendering: a dialect overrides what it sends
 
     def render_connected(self) -> list[ClientFrame]:
-        return [ServerControl(type="control", action="connected", greeting=self.profile.greeting)]
+        return []
 
     def render_speech_started(self) -> list[ClientFrame]:
-        return [ServerControl(type="control", action="speech_started")]
+        return []
 
     def render_interrupted(self) -> list[ClientFrame]:
         return []
 
     def render_transcription(self, item_id: str, text: str) -> list[ClientFrame]:
-        return [Transcription(type="transcription", id=item_id, text=text)]
+        return []
 
     def render_text_delta(self, text_id: str, delta: str) -> list[ClientFrame]:
-        return [TextDelta(type="text_delta", id=text_id, delta=delta)]
+        return []
 
     def render_text_done(self, text_id: str) -> list[ClientFrame]:
-        return [ServerControl(type="control", action="text_done", id=text_id)]
+        return []
 
     def render_audio(self, audio: bytes) -> list[ClientFrame]:
-        return [audio]
+        return []
 
     def render_response_done(self, status: str) -> list[ClientFrame]:
         return []
 
     def render_tool(self, name: str, *, done: bool) -> list[ClientFrame]:
-        if not self.profile.show_tool_calls:
-            return []
-        action: Literal["tool_call", "tool_done"] = "tool_done" if done else "tool_call"
-        return [ServerControl(type="control", action=action, name=name)]
+        return []
 
     def render_shutting_down(self) -> list[ClientFrame]:
-        return [ServerControl(type="control", action="shutting_down")]
+        return []
 
     def render_error(
         self, code: ErrorCode, message: str, retry_after: float | None = None
     ) -> list[ClientFrame]:
-        error = ErrorMessage(type="error", code=code, message=message)
-        if retry_after is not None:
-            error["retry_after"] = retry_after
-        return [error]
+        return []
 
 
 def _text_id(event: BackendEvent) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from rt_server.config import Limits, Settings
 from rt_server.emulator import EmulatorConfig, RunningEmulator, run_emulator
-from tests.harness import RunningServer, running_server
+from tests.support.harness import RunningServer, running_server
 
 API_KEY = "sk-test-emulator-key-0123456789"
 

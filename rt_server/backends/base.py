@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import Any, Self
 
-BackendEvent: TypeAlias = dict[str, Any]
+from rt_server.translate import BackendEvent
+
+__all__ = ["Backend", "BackendConnection", "BackendEvent"]
 
 
 class _Closing:

@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from rt_server.client.errors import Closed, ConnectFailed, ServerError
 from rt_server.client.reply import Incoming, Reply, ReplyCollector
-from rt_server.protocol import ErrorMessage, ServerMessage
+from rt_server.dialects.realtime import ErrorMessage, ServerMessage
 
 FRAME_BYTES = 960  # 20 ms of PCM16 mono at 24 kHz
 _NORMAL_CLOSE = frozenset({1000, 1001})

@@ -10,7 +10,7 @@ A timeout while waiting for the server is the builtin :class:`TimeoutError`.
 
 from __future__ import annotations
 
-from rt_server.protocol import ErrorMessage
+from rt_server.dialects.realtime import ErrorMessage
 
 
 class RtClientError(Exception):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from rt_server.client.errors import ServerError
-from rt_server.protocol import ServerMessage
+from rt_server.dialects.realtime import ServerMessage
 
 Incoming: TypeAlias = ServerMessage | bytes
 """What a client receives: a parsed text frame, or a binary frame of PCM16 24 kHz audio."""

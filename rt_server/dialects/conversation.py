@@ -12,12 +12,13 @@ from __future__ import annotations
 import base64
 from typing import Any, ClassVar, Literal, NotRequired, TypeAlias
 
-from pydantic import TypeAdapter, with_config
+from pydantic import with_config
 from typing_extensions import TypedDict
 
+from rt_server.dialects.realtime import ErrorMessage, error_frame
 from rt_server.errors import ErrorCode
 from rt_server.protocol import STRICT, ClientProtocol
-from rt_server.translate import ClientFrame, Translator
+from rt_server.translate import ClientFrame, Outbox, Translator
 
 
 @with_config(STRICT)
@@ -34,11 +35,6 @@ class AudioInput(TypedDict):
 
     type: Literal["audio"]
     audio: str
-
-
-PROTOCOL = ClientProtocol("conversation")
-PROTOCOL.add(TextInput, lambda t, message, now: t.user_text(message["text"]))
-PROTOCOL.add(AudioInput, lambda t, message, now: t.client_audio_b64(message["audio"], now))
 
 
 class SessionReady(TypedDict):
@@ -81,15 +77,6 @@ class ResponseDone(TypedDict):
     status: NotRequired[str]
 
 
-class ConversationError(TypedDict):
-    """Server: something went wrong."""
-
-    type: Literal["error"]
-    code: ErrorCode
-    message: str
-    retry_after: NotRequired[float]
-
-
 ConversationServerMessage: TypeAlias = (
     SessionReady
     | AudioDelta
@@ -97,18 +84,25 @@ ConversationServerMessage: TypeAlias = (
     | ConversationTranscription
     | SpeechStarted
     | ResponseDone
-    | ConversationError
+    | ErrorMessage
 )
-
-
-def server_schema() -> dict[str, Any]:
-    return TypeAdapter[ConversationServerMessage](ConversationServerMessage).json_schema()
 
 
 class ConversationTranslator(Translator):
     """The shared translation core, rendered in the conversation dialect."""
 
-    protocol: ClassVar[ClientProtocol] = PROTOCOL
+    name: ClassVar[str] = "conversation"
+    path: ClassVar[str | None] = "/ws/conversation"
+    protocol: ClassVar[ClientProtocol[Outbox]] = ClientProtocol("conversation")
+    server_messages: ClassVar[Any] = ConversationServerMessage
+
+    @protocol.handles(TextInput)
+    def on_text(self, message: TextInput, now: float) -> Outbox:
+        return self.user_text(message["text"])
+
+    @protocol.handles(AudioInput)
+    def on_audio(self, message: AudioInput, now: float) -> Outbox:
+        return self.client_audio_b64(message["audio"], now)
 
     def render_connected(self) -> list[ClientFrame]:
         return [SessionReady(type="session_ready")]
@@ -122,19 +116,13 @@ class ConversationTranslator(Translator):
     def render_text_delta(self, text_id: str, delta: str) -> list[ClientFrame]:
         return [ConversationTextDelta(type="text_delta", text=delta)]
 
-    def render_text_done(self, text_id: str) -> list[ClientFrame]:
-        return []
-
     def render_audio(self, audio: bytes) -> list[ClientFrame]:
         return [AudioDelta(type="audio_delta", audio=base64.b64encode(audio).decode())]
 
     def render_response_done(self, status: str) -> list[ClientFrame]:
         return [ResponseDone(type="response_done", status=status)]
 
-    def render_tool(self, name: str, *, done: bool) -> list[ClientFrame]:
-        return []
-
-    def render_shutting_down(self) -> list[ClientFrame]:
-        return []
-
-    # Errors: the same shape as on /realtime (``render_error`` is inherited).
+    def render_error(
+        self, code: ErrorCode, message: str, retry_after: float | None = None
+    ) -> list[ClientFrame]:
+        return [error_frame(code, message, retry_after)]  # the same shape as on /realtime

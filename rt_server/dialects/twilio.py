@@ -19,7 +19,6 @@ read an error message, and an error frame would make Twilio end the stream.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import (
@@ -31,13 +30,12 @@ from typing import (
 )
 
 from loguru import logger
-from pydantic import TypeAdapter, with_config
+from pydantic import with_config
 from typing_extensions import TypedDict
 
-from rt_server.errors import ClientError, ErrorCode
+from rt_server.errors import ClientError
 from rt_server.protocol import STRICT, ClientProtocol
-from rt_server.session import CloseSession
-from rt_server.translate import BackendEvent, ClientFrame, Outbox, Playback, Translator
+from rt_server.translate import BackendEvent, ClientFrame, Close, Outbox, Playback, Translator
 
 _HELD_MS = 10_000.0  # reply audio kept for a call whose ``start`` has not arrived yet
 
@@ -185,14 +183,6 @@ class OutClear(TypedDict):
 
 TwilioServerMessage: TypeAlias = OutMedia | OutMark | OutClear
 
-
-def server_schema() -> dict[str, Any]:
-    return TypeAdapter[TwilioServerMessage](TwilioServerMessage).json_schema()
-
-
-# --------------------------------------------------------------------------- the protocol
-
-
 # --------------------------------------------------------------------------- the translator
 
 
@@ -218,7 +208,10 @@ class _Heard:
 class TwilioTranslator(Translator):
     """The shared core, speaking Twilio Media Streams to the caller."""
 
-    protocol: ClassVar[ClientProtocol]
+    name: ClassVar[str] = "twilio"
+    path: ClassVar[str | None] = None  # /call, mounted by rt_server.phone (signatures)
+    protocol: ClassVar[ClientProtocol[Outbox]] = ClientProtocol("twilio", tag="event")
+    server_messages: ClassVar[Any] = TwilioServerMessage
 
     audio_format: dict[str, Any] = field(default_factory=lambda: {"type": "audio/pcmu"})
     stream_sid: str | None = None
@@ -248,6 +241,13 @@ class TwilioTranslator(Translator):
         logger.warning("< twilio: binary frame of {} B skipped", len(pcm))
         return Outbox()
 
+    @protocol.handles(Connected)
+    @protocol.handles(Dtmf)  # keys are not passed on to the model (yet); digits are not logged
+    def on_ignored(self, message: Mapping[str, Any], now: float) -> Outbox:
+        logger.debug("< twilio {}", message["event"])
+        return Outbox()
+
+    @protocol.handles(Start)
     def on_start(self, message: Start, now: float) -> Outbox:
         details = message["start"]
         self.stream_sid = details["streamSid"]
@@ -266,6 +266,7 @@ class TwilioTranslator(Translator):
             frames.extend(self._media_and_mark(payload, name))
         return Outbox(client=frames)
 
+    @protocol.handles(Media)
     def on_media(self, message: Media, now: float) -> Outbox:
         media = message["media"]
         if (timestamp := media.get("timestamp")) is not None:
@@ -276,8 +277,16 @@ class TwilioTranslator(Translator):
         if not media["payload"] or media.get("track", "inbound") != "inbound":
             return Outbox()
         # Already base64 mu-law, as the backend session expects: forwarded untouched.
-        return Outbox(backend=[{"type": "input_audio_buffer.append", "audio": media["payload"]}])
+        payload = media["payload"]
+        out = Outbox(
+            backend=[{"type": "input_audio_buffer.append", "audio": payload}],
+            audio_in_ms=_decoded_size(payload) / self.bytes_per_ms,
+        )
+        if self.record_audio:
+            out.recorded.append(("user", payload))
+        return out
 
+    @protocol.handles(MarkPlayed)
     def on_mark(self, message: MarkPlayed, now: float) -> Outbox:
         name = message["mark"]["name"]
         if name not in self._pending:
@@ -294,9 +303,10 @@ class TwilioTranslator(Translator):
             self._heard = _Heard(following.item_id, 0.0, self.clock_ms, now)
         return Outbox()
 
+    @protocol.handles(Stop)
     def on_stop(self, message: Stop, now: float) -> Outbox:
         logger.info("< twilio stop: call {} ended", self.call_sid)
-        raise CloseSession(1000, "call ended")
+        return Outbox(close=Close(1000, "call ended"))
 
     # ---------------------------------------------------------------- from the backend
 
@@ -315,18 +325,24 @@ class TwilioTranslator(Translator):
         if item_id in self.truncated:
             return Outbox()
         payload: str = event["delta"]
-        playing = self.playback
-        if playing is None or playing.item_id != item_id:
-            playing = self.playback = Playback(item_id, event.get("content_index", 0), now)
-            if not self._pending:
-                self._heard = _Heard(item_id, 0.0, self.clock_ms, now)  # plays at once
-        playing.ms_sent += _decoded_size(payload) / self.bytes_per_ms
+        before = self.playback
+        playing = self.played(event, now)
+        if playing is not before and not self._pending:
+            self._heard = _Heard(item_id, 0.0, self.clock_ms, now)  # plays at once
+        ms = _decoded_size(payload) / self.bytes_per_ms
+        playing.ms_sent += ms
         self._marks += 1
         name = f"m{self._marks}"
         self._pending[name] = _Mark(item_id, playing.ms_sent)
-        if self.stream_sid is None:
-            return Outbox(client=self._hold(payload, name))
-        return Outbox(client=self._media_and_mark(payload, name))
+        frames = (
+            self._hold(payload, name)
+            if self.stream_sid is None
+            else self._media_and_mark(payload, name)
+        )
+        out = Outbox(client=frames, audio_out_ms=ms)
+        if self.record_audio:
+            out.recorded.append(("assistant", payload))
+        return out
 
     def heard_ms(self, playing: Playback, now: float) -> float:
         """The last played mark of this item, plus Twilio's clock since, capped by the next."""
@@ -371,9 +387,6 @@ class TwilioTranslator(Translator):
 
     # ---------------------------------------------------------------- rendering
 
-    def render_connected(self) -> list[ClientFrame]:
-        return []  # a phone call has no greeting frame; a welcome reply is spoken instead
-
     def render_speech_started(self) -> list[ClientFrame]:
         if self.stream_sid is None or not self._pending:
             return []  # nothing queued at Twilio: nothing to clear
@@ -382,52 +395,7 @@ class TwilioTranslator(Translator):
     def render_interrupted(self) -> list[ClientFrame]:
         return self.render_speech_started()
 
-    def render_audio(self, audio: bytes) -> list[ClientFrame]:
-        if self.stream_sid is None:
-            return []
-        payload = base64.b64encode(audio).decode()
-        sid = self.stream_sid
-        return [OutMedia(event="media", streamSid=sid, media=OutPayload(payload=payload))]
-
-    def render_transcription(self, item_id: str, text: str) -> list[ClientFrame]:
-        return []
-
-    def render_text_delta(self, text_id: str, delta: str) -> list[ClientFrame]:
-        return []
-
-    def render_text_done(self, text_id: str) -> list[ClientFrame]:
-        return []
-
-    def render_response_done(self, status: str) -> list[ClientFrame]:
-        return []
-
-    def render_tool(self, name: str, *, done: bool) -> list[ClientFrame]:
-        return []
-
-    def render_shutting_down(self) -> list[ClientFrame]:
-        return []
-
-    def render_error(
-        self, code: ErrorCode, message: str, retry_after: float | None = None
-    ) -> list[ClientFrame]:
-        return []  # Twilio accepts only media, mark and clear; the log has the error
-
 
 def _decoded_size(payload: str) -> int:
     """Bytes in a base64 string, without decoding it."""
     return len(payload) * 3 // 4 - payload.count("=", -2)
-
-
-def _ignore(t: TwilioTranslator, message: Mapping[str, Any], now: float) -> Outbox:
-    logger.debug("< twilio {}", message["event"])
-    return Outbox()
-
-
-PROTOCOL = ClientProtocol("twilio", tag="event")
-PROTOCOL.add(Connected, _ignore)
-PROTOCOL.add(Start, TwilioTranslator.on_start)
-PROTOCOL.add(Media, TwilioTranslator.on_media)
-PROTOCOL.add(MarkPlayed, TwilioTranslator.on_mark)
-PROTOCOL.add(Dtmf, _ignore)  # keys are not passed on to the model (yet); digits are not logged
-PROTOCOL.add(Stop, TwilioTranslator.on_stop)
-TwilioTranslator.protocol = PROTOCOL

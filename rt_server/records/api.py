@@ -1,9 +1,8 @@
 """``/api/conversations``: list, read, export and delete conversation records.
 
-Every endpoint needs ``Authorization: Bearer <ADMIN_TOKEN>`` (compared in constant time);
-without an ``ADMIN_TOKEN`` configured the API answers 403: it is never open by default.
-Errors are ``{"error": {"code": ..., "message": ...}}`` with the fitting status, also for
-query parameters FastAPI rejects (422).
+Every endpoint needs the admin token (:func:`rt_server.access.admin_refusal`: compared in
+constant time); without an ``ADMIN_TOKEN`` configured the API answers 403: it is never
+open by default. Errors are the envelope of :mod:`rt_server.http_errors`.
 """
 
 from __future__ import annotations
@@ -11,60 +10,43 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 
 from rt_server import access
+from rt_server.http_errors import ApiError, documented
 from rt_server.records import queries, views
 from rt_server.records.store import RecordStore, describe
+from rt_server.runtime import RuntimeDep
 
 _T = TypeVar("_T")
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _bearer = HTTPBearer(auto_error=False, description="ADMIN_TOKEN", scheme_name="AdminToken")
 
 
-class ApiError(Exception):
-    """Answer with ``status`` and ``{"error": {"code", "message"}}``."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
-
-
-def error_response(exc: ApiError) -> JSONResponse:
-    body = {"error": {"code": exc.code, "message": exc.message}}
-    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": views.ErrorBody} for status in statuses}
-
-
 async def admin_store(
     request: Request,
+    runtime: RuntimeDep,
+    # Declares the scheme in the OpenAPI document; the check is admin_refusal's.
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> RecordStore:
     """The records store, for a caller with the admin token."""
-    token = request.app.state.runtime.settings.admin_token
-    if token is None:
-        raise ApiError(403, "admin_disabled", "the admin API is disabled: set ADMIN_TOKEN")
-    if credentials is None or not access.token_allowed(credentials.credentials, (token,)):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "a valid admin token is required: Authorization: Bearer <ADMIN_TOKEN>",
-            {"WWW-Authenticate": "Bearer"},
-        )
-    store: RecordStore | None = request.app.state.records.store
+    settings = runtime.settings
+    refusal = access.admin_refusal(
+        request.headers,
+        request.query_params,
+        token=settings.admin_token,
+        origins=settings.allowed_origins,
+    )
+    if refusal is not None:
+        challenge = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+        raise ApiError(*refusal, challenge)
+    store = runtime.records.store
     if store is None:
         raise ApiError(503, "records_disabled", "conversation records are off (RECORDS=off)")
     return store
@@ -73,10 +55,12 @@ async def admin_store(
 Store = Annotated[RecordStore, Depends(admin_store)]
 ConversationId = Annotated[str, Path(description="the session id", examples=["3f9c0a1b2d4e"])]
 
-router = APIRouter(prefix="/api", tags=["conversation records"], responses=_errors(401, 403, 503))
+router = APIRouter(
+    prefix="/api", tags=["conversation records"], responses=documented(401, 403, 503)
+)
 
 
-@router.get("/conversations", responses=_errors(400, 422))
+@router.get("/conversations", responses=documented(400, 422))
 async def list_conversations(
     store: Store,
     limit: Annotated[int, Query(ge=1, le=200, description="page size")] = 50,
@@ -108,7 +92,7 @@ async def list_conversations(
     )
 
 
-@router.get("/conversations/{id}", responses=_errors(400, 404))
+@router.get("/conversations/{id}", responses=documented(400, 404))
 async def get_conversation(store: Store, id: ConversationId) -> views.Conversation:
     """One conversation: turns, tool calls with their outputs, errors, usage."""
     return await _conversation(store, id)
@@ -117,7 +101,7 @@ async def get_conversation(store: Store, id: ConversationId) -> views.Conversati
 @router.get(
     "/conversations/{id}/transcript.md",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/markdown": {}}}, **_errors(400, 404)},
+    responses={200: {"content": {"text/markdown": {}}}, **documented(400, 404)},
 )
 async def get_transcript(store: Store, id: ConversationId) -> Response:
     """The conversation as a readable Markdown transcript."""
@@ -125,7 +109,7 @@ async def get_transcript(store: Store, id: ConversationId) -> Response:
     return Response(views.markdown(talk), media_type="text/markdown; charset=utf-8")
 
 
-@router.delete("/conversations/{id}", status_code=204, responses=_errors(400, 404))
+@router.delete("/conversations/{id}", status_code=204, responses=documented(400, 404))
 async def delete_conversation(store: Store, id: ConversationId) -> Response:
     """Delete a conversation and everything recorded of it."""
     if not await _db(queries.delete_conversation(store.engine, _checked(id))):
@@ -159,30 +143,3 @@ def _naive_utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is None:
         return value  # naive times are taken as UTC
     return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def mount_records(app: FastAPI) -> None:
-    """Add the ``/api/conversations`` routes and the JSON error bodies of ``/api``."""
-    app.include_router(router)
-    install_error_handlers(app)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """``ApiError`` and, under ``/api``, validation errors as ``{"error": ...}`` bodies."""
-
-    async def api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return error_response(exc)
-
-    async def invalid(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        if not request.url.path.startswith("/api/"):
-            return await request_validation_exception_handler(request, exc)
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
-            for e in exc.errors()
-        )
-        return error_response(ApiError(422, "invalid_request", problems))
-
-    app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(RequestValidationError, invalid)

@@ -9,17 +9,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Row
 
 
-class ErrorDetail(BaseModel):
-    code: str = Field(examples=["not_found"])
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """Every error of the ``/api`` endpoints."""
-
-    error: ErrorDetail
-
-
 class ConversationSummary(BaseModel):
     id: str
     started_at: datetime

@@ -1,0 +1,82 @@
+"""The application's own routes: health, readiness, metrics, tools, the protocol schemas,
+one WebSocket route per dialect, and the ``/logs`` monitor feed."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from rt_server import access
+from rt_server.admission import serve_session
+from rt_server.dialects import Dialect, schemas
+from rt_server.errors import BackendError
+from rt_server.http_errors import ApiError, deny
+from rt_server.runtime import RuntimeDep, runtime_of
+
+
+def mount_routes(app: FastAPI, dialects: tuple[Dialect, ...]) -> None:
+    """Add the routes above to ``app``; ``dialects`` with a ``path`` get a WebSocket route."""
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness: cheap, touches nothing."""
+        return {"status": "ok"}
+
+    @app.get("/ready", response_model=None)
+    async def ready(runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
+        """Readiness: whether the backend credential can currently be used."""
+        if runtime.draining:
+            return JSONResponse({"status": "shutting_down"}, status_code=503)
+        try:
+            await runtime.services.backend.check()
+        except BackendError as exc:
+            return JSONResponse({"status": "unavailable", "code": exc.code}, status_code=503)
+        return {"status": "ready", "backend": runtime.services.backend.name}
+
+    @app.get("/metrics")
+    async def metrics(runtime: RuntimeDep) -> Response:
+        """Prometheus metrics."""
+        return Response(runtime.services.metrics.expose(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/tools")
+    async def list_tools(runtime: RuntimeDep) -> list[dict[str, Any]]:
+        """The function tools offered to the model (they run on the server)."""
+        return runtime.services.tools.schemas()
+
+    @app.get("/protocol.json")
+    async def protocol(runtime: RuntimeDep) -> dict[str, Any]:
+        """JSON Schema of every client and server message of each dialect."""
+        return schemas(runtime.dialects)
+
+    @app.websocket("/logs")
+    async def logs(websocket: WebSocket) -> None:
+        """The live monitor feed of every session (README, "Monitoring"); admin token."""
+        runtime = runtime_of(websocket)
+        settings = runtime.settings
+        refusal = access.admin_refusal(
+            websocket.headers,
+            websocket.query_params,
+            token=settings.admin_token,
+            origins=settings.allowed_origins,
+        )
+        if refusal is not None:
+            await deny(websocket, ApiError(*refusal))
+            return
+        await websocket.accept()
+        await runtime.monitor.serve(websocket)
+
+    for dialect in dialects:
+        if dialect.path is not None:
+            app.add_api_websocket_route(dialect.path, _session_route(dialect), dialect.name)
+
+
+def _session_route(dialect: Dialect) -> Callable[[WebSocket], Awaitable[None]]:
+    async def session(websocket: WebSocket) -> None:
+        await serve_session(websocket, dialect)
+
+    session.__doc__ = f"A {dialect.name} session (README, 'Protocol')."
+    return session
