@@ -110,11 +110,10 @@ def _tune_process(settings: Settings) -> None:
 
 
 def _freeze_start_up() -> None:
-    """Move what start-up built (modules, routes, schemas, clients: some 160 000 objects)
-    out of the garbage collector's sight. A full collection stops every session on the
-    worker while it walks the heap; it then walks only what the sessions hold
-    (``python -m benchmarks.hotpath``: about 0.1 s before, a fraction of a millisecond
-    after, in a process that has built the app)."""
+    """Move what start-up built (modules, routes, schemas, clients) out of the garbage
+    collector's sight. A full collection stops every session on the worker while it walks
+    the heap; it then walks only what the sessions hold (measured in
+    ``benchmarks/DECISIONS.md``)."""
     gc.collect()
     gc.freeze()
     logger.info(

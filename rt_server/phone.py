@@ -24,7 +24,7 @@ def mount_phone(app: FastAPI) -> None:
     """Add ``/twiml`` (GET and POST), ``/public-url`` and ``/call`` to ``app``."""
 
     async def twiml(request: Request, runtime: RuntimeDep) -> Response:
-        """TwiML connecting a phone call to ``/call`` (README, "Phone calls")."""
+        """TwiML connecting a phone call to ``/call`` (docs/phone.md)."""
         settings = runtime.settings
         if settings.twilio_auth_token and not await _twilio_signed(request, settings):
             logger.info("refused a /twiml request: invalid Twilio signature")
@@ -46,7 +46,7 @@ def mount_phone(app: FastAPI) -> None:
 
     @app.websocket("/call")
     async def call(websocket: WebSocket) -> None:
-        """Twilio Media Streams: a phone call (README, "Phone calls")."""
+        """Twilio Media Streams: a phone call (docs/phone.md)."""
         runtime = runtime_of(websocket)
         settings = runtime.settings
         token = settings.twilio_auth_token

@@ -54,7 +54,7 @@ def mount_routes(app: FastAPI, dialects: tuple[Dialect, ...]) -> None:
 
     @app.websocket("/logs")
     async def logs(websocket: WebSocket) -> None:
-        """The live monitor feed of every session (README, "Monitoring"); admin token."""
+        """The live monitor feed of every session (docs/monitor.md); admin token."""
         runtime = runtime_of(websocket)
         settings = runtime.settings
         refusal = access.admin_refusal(

@@ -2,8 +2,7 @@
 
 Through SQLAlchemy's async engine, a batch cost some twenty hand-overs between the event
 loop and aiosqlite's thread, and SQLAlchemy's per-row work, all on the loop the audio
-runs on: about 3 ms of that loop's CPU per flush, plus 25 µs per record. Here the loop
-hands the batch over once; the rows are built, bound and stepped on the writer's thread
+runs on (measured in ``benchmarks/DECISIONS.md``). Here the loop hands the batch over once; the rows are built, bound and stepped on the writer's thread
 with the standard library's driver, which lets go of the GIL while SQLite works.
 
 Rows are stored exactly as the SQLAlchemy tables in :mod:`.schema` read them: times as
