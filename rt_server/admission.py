@@ -11,7 +11,7 @@ from fastapi import WebSocket
 
 from rt_server import access
 from rt_server.dialects import Dialect
-from rt_server.http_errors import ApiError, deny
+from rt_server.http_errors import client_refused, deny
 from rt_server.profile import Profile
 from rt_server.runtime import Runtime, runtime_of
 from rt_server.session import Session
@@ -28,19 +28,13 @@ async def serve_session(
     runtime = runtime_of(websocket)
     settings = runtime.settings
     headers, query = websocket.headers, websocket.query_params
-    refusal = access.client_refusal(
-        headers,
-        query,
-        tokens=() if authenticated else settings.client_tokens,
-        origins=settings.allowed_origins,
-    )
-    if refusal is not None:
-        await deny(websocket, ApiError(*refusal))
+    if (refused := client_refused(websocket, settings, authenticated=authenticated)) is not None:
+        await deny(websocket, refused)
         return
     profile = settings.find_profile(query.get("profile"))
-    refused = _refusal(runtime, profile, query.get("profile"))
-    if refused is not None:
-        code, message, close = refused
+    turned_away = _refusal(runtime, profile, query.get("profile"))
+    if turned_away is not None:
+        code, message, close = turned_away
         await websocket.accept(access.chosen_protocol(headers))
         await websocket.send_json({"type": "error", "code": code, "message": message})
         await websocket.close(close, code)

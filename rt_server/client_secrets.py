@@ -19,9 +19,8 @@ from fastapi.responses import JSONResponse
 from loguru import logger
 from pydantic import BaseModel, Field
 
-from rt_server import access
 from rt_server.errors import BackendError
-from rt_server.http_errors import ApiError, documented
+from rt_server.http_errors import ApiError, client_refused, documented
 from rt_server.runtime import RuntimeDep
 from rt_server.translate import Translator
 
@@ -48,14 +47,8 @@ async def create_session(
 ) -> JSONResponse:
     """Mint a short-lived client secret for a direct Realtime connection."""
     settings = runtime.settings
-    refusal = access.client_refusal(
-        request.headers,
-        request.query_params,
-        tokens=settings.client_tokens,
-        origins=settings.allowed_origins,
-    )
-    if refusal is not None:
-        raise ApiError(*refusal)
+    if (refused := client_refused(request, settings)) is not None:
+        raise refused
     chosen = settings.find_profile(profile)
     if chosen is None:
         raise ApiError(400, "unknown_profile", f"unknown profile {profile!r}")

@@ -2,7 +2,8 @@
 
 Every HTTP error rt_server answers has this body: its own refusals (:class:`ApiError`),
 FastAPI's request validation (422), Starlette's 404 and 405, and WebSocket handshakes
-refused before they are accepted (:func:`deny`). :func:`install` registers the handlers
+refused before they are accepted (:func:`deny`), among them the access checks'
+(:func:`client_refused`, :func:`admin_refused`). :func:`install` registers the handlers
 once, in ``create_app``.
 """
 
@@ -16,6 +17,10 @@ from fastapi.responses import JSONResponse, Response
 from loguru import logger
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
+
+from rt_server import access
+from rt_server.config import Settings
 
 # Codes for the statuses Starlette and FastAPI raise themselves.
 _STATUS_CODES = {
@@ -91,3 +96,31 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
+
+
+def client_refused(
+    connection: HTTPConnection, settings: Settings, *, authenticated: bool = False
+) -> ApiError | None:
+    """Why a client may not open a session or mint a secret (``authenticated``: the route
+    verified the caller itself), or None."""
+    refusal = access.client_refusal(
+        connection.headers,
+        connection.query_params,
+        tokens=() if authenticated else settings.client_tokens,
+        origins=settings.allowed_origins,
+    )
+    return ApiError(*refusal) if refusal is not None else None
+
+
+def admin_refused(connection: HTTPConnection, settings: Settings) -> ApiError | None:
+    """Why a caller may not use the admin endpoints, or None."""
+    refusal = access.admin_refusal(
+        connection.headers,
+        connection.query_params,
+        token=settings.admin_token,
+        origins=settings.allowed_origins,
+    )
+    if refusal is None:
+        return None
+    challenge = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+    return ApiError(*refusal, challenge)

@@ -10,11 +10,10 @@ from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from rt_server import access
 from rt_server.admission import serve_session
 from rt_server.dialects import Dialect, schemas
 from rt_server.errors import BackendError
-from rt_server.http_errors import ApiError, deny
+from rt_server.http_errors import admin_refused, deny
 from rt_server.runtime import RuntimeDep, runtime_of
 
 
@@ -56,15 +55,8 @@ def mount_routes(app: FastAPI, dialects: tuple[Dialect, ...]) -> None:
     async def logs(websocket: WebSocket) -> None:
         """The live monitor feed of every session (docs/monitor.md); admin token."""
         runtime = runtime_of(websocket)
-        settings = runtime.settings
-        refusal = access.admin_refusal(
-            websocket.headers,
-            websocket.query_params,
-            token=settings.admin_token,
-            origins=settings.allowed_origins,
-        )
-        if refusal is not None:
-            await deny(websocket, ApiError(*refusal))
+        if (refused := admin_refused(websocket, runtime.settings)) is not None:
+            await deny(websocket, refused)
             return
         await websocket.accept()
         await runtime.monitor.serve(websocket)

@@ -18,8 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 
-from rt_server import access
-from rt_server.http_errors import ApiError, documented
+from rt_server.http_errors import ApiError, admin_refused, documented
 from rt_server.records import queries, views
 from rt_server.records.store import RecordStore, describe
 from rt_server.runtime import RuntimeDep
@@ -36,16 +35,8 @@ async def admin_store(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> RecordStore:
     """The records store, for a caller with the admin token."""
-    settings = runtime.settings
-    refusal = access.admin_refusal(
-        request.headers,
-        request.query_params,
-        token=settings.admin_token,
-        origins=settings.allowed_origins,
-    )
-    if refusal is not None:
-        challenge = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
-        raise ApiError(*refusal, challenge)
+    if (refused := admin_refused(request, runtime.settings)) is not None:
+        raise refused
     store = runtime.records.store
     if store is None:
         raise ApiError(503, "records_disabled", "conversation records are off (RECORDS=off)")
