@@ -2,12 +2,12 @@
 the client stamps with (``CLOCK_MONOTONIC``), so the two can be read as one timeline.
 
 ``install(path)`` patches, in the benchmark's own rt_server process only, the places a
-turn goes through: the client socket's reads (uvicorn's protocol, as each begins and
-ends), the message leaving uvicorn for Starlette, reaching the translator, validated and
-leaving it, each backend send, the backend socket's reads (aiohttp's
-protocol), each backend event reaching the translator, and each text frame handed to the
-client socket (Starlette). Each stamp is ``(monotonic_ns, label)`` appended to a list;
-SIGUSR1 writes the list to ``path`` (``ns label`` per line, atomically) and clears it.
+turn goes through on the fast edge: the client frame reaching rt_server's picows listener,
+its payload handed to the session, the message reaching the translator, validated and
+leaving it, each backend send, the backend socket's frames (picows' listener), each
+backend event reaching the translator, and each text frame written to the client socket.
+Each stamp is ``(monotonic_ns, label)`` appended to a list; SIGUSR1 writes the list to
+``path`` (``ns label`` per line, atomically) and clears it.
 A stamp costs well under a microsecond, against the tens each stage takes.
 """
 
@@ -22,8 +22,8 @@ from types import FrameType
 from typing import Any
 
 CLIENT_READ = "client_read"
-CLIENT_PARSED = "client_parsed"  # uvicorn's data_received has returned
-ASGI_RECEIVED = "asgi_received"  # uvicorn's receive() hands the message to Starlette
+CLIENT_PARSED = "client_parsed"  # the listener has the message's payload
+ASGI_RECEIVED = "asgi_received"  # the message reaches the session
 MESSAGE = "message"
 VALIDATED = "validated"
 TRANSLATED = "translated"
@@ -37,36 +37,30 @@ _TEXT_DELTA = '{"type":"text_delta"'
 
 
 def install(path: Path) -> None:
-    from aiohttp.client_proto import ResponseHandler
-    from starlette.websockets import WebSocket
-    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-
     from rt_server.backends.base import BackendEvent
-    from rt_server.backends.sockets import AiohttpConnection
+    from rt_server.backends.sockets import PicowsConnection
+    from rt_server.edge.sockets import PicowsSocket
     from rt_server.protocol import ClientProtocol, Handler
+    from rt_server.session import Session
     from rt_server.translate import Outbox, Translator
 
     stamps: list[tuple[int, str]] = []
     stamp = stamps.append
     clock = time.monotonic_ns
 
-    client_data, backend_data = (
-        WebSocketsSansIOProtocol.data_received,
-        ResponseHandler.data_received,
-    )
+    client_frame, backend_frame = PicowsSocket.on_ws_frame, PicowsConnection.on_ws_frame
     client_text, backend_event = Translator.client_text, Translator.backend_event
-    backend_send, send_text = AiohttpConnection.send, WebSocket.send_text
-    asgi_receive, validate = WebSocketsSansIOProtocol.receive, ClientProtocol.parse
+    backend_send, send_client = PicowsConnection.send_nowait, PicowsSocket.send
+    to_session, validate = Session.client_frame, ClientProtocol.parse
 
-    def on_client_data(self: Any, data: bytes) -> None:
+    def on_client_frame(self: Any, transport: Any, frame: Any) -> None:
         stamp((clock(), CLIENT_READ))
-        client_data(self, data)
-        stamp((clock(), CLIENT_PARSED))
+        client_frame(self, transport, frame)
 
-    async def on_asgi_receive(self: Any) -> Any:
-        message = await asgi_receive(self)
+    def on_to_session(self: Session, data: str | bytes) -> None:
+        stamp((clock(), CLIENT_PARSED))
         stamp((clock(), ASGI_RECEIVED))
-        return message
+        to_session(self, data)
 
     def on_validate(
         self: ClientProtocol[Outbox], raw: str | bytes
@@ -75,9 +69,9 @@ def install(path: Path) -> None:
         stamp((clock(), VALIDATED))
         return parsed
 
-    def on_backend_data(self: Any, data: bytes) -> None:
+    def on_backend_frame(self: Any, transport: Any, frame: Any) -> None:
         stamp((clock(), BACKEND_READ))
-        backend_data(self, data)
+        backend_frame(self, transport, frame)
 
     def on_client_text(self: Translator, raw: str | bytes, now: float) -> Outbox:
         stamp((clock(), MESSAGE))
@@ -89,13 +83,14 @@ def install(path: Path) -> None:
         stamp((clock(), EVENT + str(event.get("type"))))
         return backend_event(self, event, now)
 
-    async def on_backend_send(self: Any, event: Any) -> None:
-        await backend_send(self, event)
+    def on_backend_send(self: Any, event: Any) -> None:
+        backend_send(self, event)
         stamp((clock(), BACKEND_SENT))
 
-    async def on_send_text(self: Any, data: str) -> None:
-        stamp((clock(), WRITE_DELTA if data.startswith(_TEXT_DELTA) else WRITE_TEXT))
-        await send_text(self, data)
+    def on_send_client(self: Any, data: str | bytes) -> bool:
+        if isinstance(data, str):
+            stamp((clock(), WRITE_DELTA if data.startswith(_TEXT_DELTA) else WRITE_TEXT))
+        return send_client(self, data)
 
     def dump(signum: int, frame: FrameType | None) -> None:
         lines = "".join(f"{ns} {label}\n" for ns, label in stamps)
@@ -104,14 +99,14 @@ def install(path: Path) -> None:
         partial.write_text(lines)
         os.replace(partial, path)
 
-    WebSocketsSansIOProtocol.data_received = on_client_data  # type: ignore[method-assign]
-    WebSocketsSansIOProtocol.receive = on_asgi_receive  # type: ignore[method-assign]
+    PicowsSocket.on_ws_frame = on_client_frame  # type: ignore[method-assign]
+    Session.client_frame = on_to_session  # type: ignore[method-assign]
     ClientProtocol.parse = on_validate  # type: ignore[method-assign, assignment]
-    ResponseHandler.data_received = on_backend_data  # type: ignore[method-assign]
+    PicowsConnection.on_ws_frame = on_backend_frame  # type: ignore[method-assign]
     Translator.client_text = on_client_text  # type: ignore[method-assign]
     Translator.backend_event = on_backend_event  # type: ignore[method-assign]
-    AiohttpConnection.send = on_backend_send  # type: ignore[method-assign]
-    WebSocket.send_text = on_send_text  # type: ignore[method-assign]
+    PicowsConnection.send_nowait = on_backend_send  # type: ignore[method-assign]
+    PicowsSocket.send = on_send_client  # type: ignore[method-assign]
     signal.signal(signal.SIGUSR1, dump)
 
 

@@ -18,9 +18,9 @@ from benchmarks.stats import percentiles
 #: (key, what the stage is), in the order a turn passes them.
 STAGES = (
     ("to_rt_server", "the client's write until rt_server reads its socket"),
-    ("frame_parsing", "uvicorn's data_received: websockets parses the frame, queues it"),
-    ("asgi_queue", "the ASGI queue, until uvicorn's receive() returns the message"),
-    ("to_translator", "Starlette and the session pump, until the translator has it"),
+    ("frame_parsing", "picows parsed the frame: the listener decodes its payload"),
+    ("to_session", "the listener hands the message to the session (same callback)"),
+    ("to_translator", "the session's accounting, until the translator has it"),
     ("validation", "pydantic validates the message"),
     ("handler", "the handler builds the backend events"),
     ("backend_sends", "the sends to the backend (two events)"),

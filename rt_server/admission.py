@@ -11,6 +11,7 @@ from fastapi import WebSocket
 
 from rt_server import access
 from rt_server.dialects import Dialect
+from rt_server.edge import accept
 from rt_server.http_errors import client_refused, deny
 from rt_server.profile import Profile
 from rt_server.runtime import Runtime, runtime_of
@@ -47,7 +48,8 @@ async def serve_session(
         coalesce_ms=settings.audio_coalesce_ms,
         record_audio=services.record_audio is not None,
     )
-    session = Session(websocket, translator, services, subprotocol=access.chosen_protocol(headers))
+    socket = await accept(websocket, access.chosen_protocol(headers), settings.limits)
+    session = Session(socket, translator, services)
     runtime.sessions.add(session)
     try:
         await session.run()

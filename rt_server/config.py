@@ -21,7 +21,7 @@ from rt_server.sched import DEFAULT_US, MAX_US, MIN_US, valid
 _T = TypeVar("_T", bound=str)
 
 BackendName: TypeAlias = Literal["openai", "azure", "emulator"]
-SocketKind: TypeAlias = Literal["aiohttp", "sdk"]  # see rt_server.backends.sockets
+SocketKind: TypeAlias = Literal["picows", "aiohttp", "sdk"]  # see rt_server.backends.sockets
 Voice: TypeAlias = Literal[
     "alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse"
 ]
@@ -47,7 +47,7 @@ class Settings:
     """Everything rt_server needs, validated; built by :func:`load_settings`."""
 
     backend: BackendName = "emulator"
-    backend_socket: SocketKind = "aiohttp"
+    backend_socket: SocketKind = "picows"
     openai_api_key: str | None = field(default=None, repr=False)
     openai_model: str = "gpt-realtime"
     openai_base_url: str | None = None
@@ -92,7 +92,7 @@ class Settings:
             profile = profiles["default"]
         settings = cls(
             backend=backend,
-            backend_socket=get.choice("BACKEND_SOCKET", get_args(SocketKind), "aiohttp"),
+            backend_socket=get.choice("BACKEND_SOCKET", get_args(SocketKind), "picows"),
             openai_api_key=get.text("OPENAI_API_KEY"),
             openai_model=get.text("OPENAI_MODEL") or "gpt-realtime",
             openai_base_url=get.url("OPENAI_BASE_URL"),

@@ -27,6 +27,8 @@ ErrorCode: TypeAlias = Literal[
     "invalid_audio",
     # limits (a close follows unless stated otherwise)
     "message_too_large",
+    "invalid_utf8",
+    "protocol_error",
     "audio_rate_exceeded",
     "session_expired",
     "idle_timeout",

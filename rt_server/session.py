@@ -1,9 +1,16 @@
-"""One client session: the client socket, its own backend connection, and the pumps between.
+"""One client session: the client socket, its own backend connection, and the callbacks between.
 
-The pumps (client -> backend, backend -> client, the client writer, the tool runner and
-a watchdog) run as tasks that end together: whichever ends first cancels the others, and
-both sockets are closed on the way out. Errors are caught once, in :meth:`Session.run`,
-and become an ``error`` message and a close code.
+The hot path has no task, Future or queue per message: the client socket calls
+:meth:`Session.client_frame` with each frame it read, the translator turns it into backend
+events, and those are written to the backend's transport in the same callback; the
+backend's events come back the same way (:meth:`Session.backend_event`). Back-pressure
+comes from the transports: a side whose send buffer is full pauses reading the other.
+
+What is not per message stays in tasks: connecting and configuring the backend, the
+reconnect, the tool calls, the watchdog, the audio recording. Every way a session ends
+(a close the translator asked for, a limit, a backend that cannot be restored, a bug)
+is one exception handed to :meth:`Session._end`; :meth:`Session.run` turns the first into
+an ``error`` message and a close code, and closes both sockets.
 """
 
 from __future__ import annotations
@@ -12,7 +19,6 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +26,11 @@ from typing import Any
 
 import orjson
 from loguru import logger
-from starlette.websockets import (
-    WebSocket,
-    WebSocketDisconnect,
-    WebSocketDisconnected,
-    WebSocketState,
-)
 
 from rt_server.audio_recording import AudioRecording
 from rt_server.backends import Backend, BackendConnection, BackendEvent
 from rt_server.config import Limits
+from rt_server.edge.sockets import ClientSocket
 from rt_server.errors import BackendClosed, BackendError, ClientError, ErrorCode
 from rt_server.metrics import Metrics, Traffic
 from rt_server.observe import Observer, SessionInfo
@@ -37,6 +38,7 @@ from rt_server.tools import ToolRegistry
 from rt_server.translate import ClientFrame, Outbox, ToolCall, Translator
 
 _AUDIO_BURST_MS = 2000.0  # audio a client may send ahead of real time before the rate applies
+_REFUSALS: dict[int, ErrorCode] = {1009: "message_too_large", 1007: "invalid_utf8"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,10 @@ class CloseSession(Exception):
         self.reason = reason
 
 
+class _ClientLeft(Exception):
+    """The client closed its socket or the connection dropped."""
+
+
 @dataclass(slots=True)
 class Counters:
     """What a session did, for its closing log line (traffic also feeds /metrics)."""
@@ -71,56 +77,48 @@ class Counters:
     audio_out_ms: float = 0.0
 
 
-@dataclass(slots=True)
-class _Outgoing:
-    """Frames waiting for the client, bounded in bytes so a stalled reader cannot grow it."""
+class _Backend:
+    """The sink one backend connection reports to; a replaced connection's late news is
+    dropped here, so the session only hears from the live one."""
 
-    limit: int
-    frames: deque[str | bytes] = field(default_factory=deque)
-    size: int = 0
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    __slots__ = ("_session", "connection")
 
-    def put(self, frame: str | bytes) -> None:
-        if self.size + len(frame) > self.limit:
-            raise CloseSession(1008, "the client is not reading its messages")
-        self.size += len(frame)
-        self.frames.append(frame)
-        self.ready.set()
+    def __init__(self, session: Session, connection: BackendConnection) -> None:
+        self._session = session
+        self.connection = connection
 
-    async def drain(self, websocket: WebSocket) -> None:
-        """Send every queued frame, in order."""
-        while self.frames:
-            frame = self.frames.popleft()
-            self.size -= len(frame)
-            if isinstance(frame, bytes):
-                await websocket.send_bytes(frame)
-            else:
-                await websocket.send_text(frame)
+    def backend_event(self, event: BackendEvent) -> None:
+        if self._session._conn is self.connection:
+            self._session._guard(self._session._backend_event, event)
+
+    def backend_closed(self, closed: BackendClosed) -> None:
+        if self._session._conn is self.connection:
+            self._session._backend_lost(self.connection, closed)
+
+    def backend_writable(self, writable: bool) -> None:
+        if self._session._conn is self.connection:
+            socket = self._session._socket
+            socket.resume_reading() if writable else socket.pause_reading()
 
 
 class Session:
     """One client, speaking one dialect, with its own backend connection."""
 
-    def __init__(
-        self,
-        websocket: WebSocket,
-        translator: Translator,
-        services: Services,
-        *,
-        subprotocol: str | None = None,
-    ) -> None:
+    def __init__(self, socket: ClientSocket, translator: Translator, services: Services) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.log = logger.bind(session=self.id)
         self.counters = Counters()
         self.translator = translator
-        self._ws = websocket
+        self._socket = socket
         self._services = services
         self._limits = services.limits
         self._metrics = services.metrics
-        self._subprotocol = subprotocol
-        self._outgoing = _Outgoing(services.limits.send_buffer_bytes)
         self._conn: BackendConnection | None = None
-        self._live = asyncio.Event()  # set while a configured backend session is up
+        self._pending: list[BackendEvent] | None = []  # held while no live backend; None: live
+        self._configured: asyncio.Future[None] | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._lost_while_reconnecting = False
+        self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._wake = asyncio.Event()  # wakes the watchdog early (shutdown, reply done)
         self._calls: asyncio.Queue[ToolCall] = asyncio.Queue()
         self._started = time.monotonic()
@@ -131,21 +129,19 @@ class Session:
             if services.record_audio is not None
             else None
         )
-        peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
         self.info = SessionInfo(
             self.id,
             translator.name,
             services.backend.name,
             translator.profile.name,
             time.time(),
-            peer,
+            socket.peer,
         )
 
     # ----------------------------------------------------------------------------- lifecycle
 
     async def run(self) -> None:
         """Serve the session until either side ends it; never raises."""
-        await self._ws.accept(self._subprotocol)
         self.log.info("session start: {} from {}", self.info.dialect, self.info.peer)
         self._observe("session_started")
         self._metrics.sessions_active.inc()
@@ -153,9 +149,12 @@ class Session:
         self._metrics.track(self.counters.traffic)
         close_code, reason = 1000, "session ended"
         try:
-            await self._connect()
-            await self._welcome()
-            await self._pump()
+            await self._until_ended(self._connect())
+            self._socket.start(self)
+            self._guard(self._send_backend, self.translator.welcome())
+            await self._serve()
+        except _ClientLeft:
+            pass
         except CloseSession as exc:
             close_code, reason = exc.code, exc.reason
         except BackendError as exc:
@@ -173,69 +172,71 @@ class Session:
         """Tell the client the server is stopping; close once the reply ends or grace runs out."""
         if self._drain_until is None:
             self._drain_until = time.monotonic() + grace
-            self._deliver(self.translator.render_shutting_down())
+            self._guard(self._deliver, self.translator.render_shutting_down())
             self._wake.set()
 
-    async def _connect(self) -> None:
-        """Open and configure a backend session; the client hears ``connected`` after."""
-        started = time.monotonic()
-        self._conn = await self._services.backend.connect()
+    async def _until_ended(self, step: Coroutine[Any, Any, None]) -> None:
+        """Run ``step`` unless the session ends first (the client leaves mid-connect)."""
+        task = asyncio.create_task(step)
         try:
-            for event in self.translator.restore():
-                await self._conn.send(event)
-            await asyncio.wait_for(self._await_configured(), self._limits.backend_connect_timeout)
-        except TimeoutError:
-            raise BackendError(
-                "backend_timeout", "the backend did not confirm the session", retryable=True
-            ) from None
-        elapsed = time.monotonic() - started
-        self._metrics.backend_connect_seconds.observe(elapsed)
-        self.log.info("> backend ready in {:.0f} ms", elapsed * 1000)
-        self._last_backend = time.monotonic()
-        self._live.set()
+            await asyncio.wait([task, self._ended], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._ended.done():
+            self._ended.result()
+        task.result()
 
-    async def _await_configured(self) -> None:
-        assert self._conn is not None
-        while True:
-            out = self.translator.setup_event(await self._conn.recv(), time.monotonic())
-            self._deliver(out.client)
-            if out.configured:
-                return
-
-    async def _pump(self) -> None:
-        tasks = [asyncio.create_task(coro) for coro in self._pumps()]
+    async def _serve(self) -> None:
+        tasks = [asyncio.create_task(coro) for coro in self._tasks()]
+        for task in tasks:
+            task.add_done_callback(self._task_done)
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # re-raise the first failure, if any
+            await self._ended
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _pumps(self) -> list[Coroutine[Any, Any, None]]:
-        pumps = [
-            self._from_client(),
-            self._from_backend(),
-            self._to_client(),
-            self._run_tools(),
-            self._watchdog(),
-        ]
+    def _tasks(self) -> list[Coroutine[Any, Any, None]]:
+        tasks = [self._run_tools(), self._watchdog()]
         if self._recording is not None:
-            pumps.append(self._record(self._recording))
-        return pumps
+            tasks.append(self._record(self._recording))
+        return tasks
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._end(exc)
+
+    def _end(self, exc: BaseException) -> None:
+        """End the session with ``exc``; the first reason wins."""
+        if not self._ended.done():
+            self._ended.set_exception(exc)
+            self._ended.exception()  # retrieved: run() re-raises it
+            self._socket.pause_reading()
+
+    def _guard(self, step: Any, *args: Any) -> None:
+        """Run a callback step; whatever it raises ends the session (once, in run())."""
+        try:
+            step(*args)
+        except Exception as exc:
+            self._end(exc)
 
     async def _close(self, code: int, reason: str) -> None:
-        self._live.clear()
+        self._pending = []
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reconnecting
         if self._recording is not None:
             await self._recording.close()
         if self._conn is not None:
+            connection, self._conn = self._conn, None
             with contextlib.suppress(Exception):
-                await self._conn.aclose()
-        await self._flush()
-        if self._ws.application_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await self._ws.close(code, reason[:120])
+                await connection.aclose()
+        await self._socket.close(code, reason)
         self._metrics.sessions_active.dec()
         self._metrics.retire(self.counters.traffic)
         self._observe("session_ended", code, reason)
@@ -259,68 +260,190 @@ class Session:
             c.reconnects,
         )
 
-    # ------------------------------------------------------------------------------ pumps
+    # ------------------------------------------------------------------ the backend session
 
-    async def _from_client(self) -> None:
-        receive, translator, traffic = self._ws.receive, self.translator, self.counters.traffic
-        max_bytes = self._limits.max_message_bytes
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                self.log.debug("< client left ({})", message.get("code"))
-                return
-            now = self._last_seen = time.monotonic()
-            data: str | bytes | None = message.get("bytes")
-            if data is None:
-                data = message.get("text") or ""
-                traffic.in_text += 1
-                traffic.in_text_bytes += len(data)
-            else:
-                traffic.in_audio += 1
-                traffic.in_audio_bytes += len(data)
-            size = len(data)
-            if size > max_bytes:
-                self._send_error("message_too_large", f"messages are limited to {max_bytes} bytes")
-                raise CloseSession(1009, f"message over {max_bytes} bytes")
-            try:
-                if isinstance(data, bytes):
-                    out = translator.client_audio(data, now)
-                else:
-                    out = translator.client_text(data, now)
-            except ClientError as exc:
-                self._send_error(exc.code, exc.message)
-                continue
-            self._account_audio(out.audio_in_ms, now)
-            await self._apply(out)
-
-    async def _from_backend(self) -> None:
-        """Read and translate the backend's events; reconnect when the connection ends,
-        whether a read or one of this pump's own sends finds it gone."""
-        translator = self.translator
-        while True:
-            assert self._conn is not None
-            try:
-                event = await self._conn.recv()
-                now = self._last_backend = time.monotonic()
-                await self._apply(translator.backend_event(event, now), wait=False)
-            except BackendClosed as exc:
-                await self._reconnect(exc)
-                continue
-            if self._drain_until is not None:
-                self._wake.set()
-
-    async def _to_client(self) -> None:
-        outgoing, ws = self._outgoing, self._ws
+    async def _connect(self) -> None:
+        """Open and configure a backend session; the client hears ``connected`` after.
+        Events the client sent meanwhile are held and follow the restored conversation."""
+        started = time.monotonic()
+        configured = self._configured = asyncio.get_running_loop().create_future()
+        connection = await self._services.backend.connect()
+        self._conn = connection
+        connection.listen(_Backend(self, connection))
         try:
-            while True:
-                await outgoing.ready.wait()
-                await outgoing.drain(ws)
-                outgoing.ready.clear()
-        except (WebSocketDisconnect, WebSocketDisconnected):
-            self.log.debug("> client left while being sent to")
+            for event in self.translator.restore():
+                connection.send_nowait(event)
+            await asyncio.wait_for(asyncio.shield(configured), self._limits.backend_connect_timeout)
+        except TimeoutError:
+            raise BackendError(
+                "backend_timeout", "the backend did not confirm the session", retryable=True
+            ) from None
+        elapsed = time.monotonic() - started
+        self._metrics.backend_connect_seconds.observe(elapsed)
+        self.log.info("> backend ready in {:.0f} ms", elapsed * 1000)
+        self._last_backend = time.monotonic()
+
+    def _go_live(self) -> None:
+        """The backend session is configured: send what was held, read the client again."""
+        held, self._pending = self._pending or [], None
+        self._send_backend(held)
+        self._socket.resume_reading()
+
+    def _backend_event(self, event: BackendEvent) -> None:
+        now = self._last_backend = time.monotonic()
+        configured = self._configured
+        if configured is not None and not configured.done():
+            try:
+                out = self.translator.setup_event(event, now)
+            except BackendError as exc:
+                configured.set_exception(exc)
+                return
+            self._deliver(out.client)
+            if out.configured:
+                configured.set_result(None)
+                if self._reconnecting is None:
+                    self._go_live()
+            return
+        self._apply(self.translator.backend_event(event, now))
+        if self._drain_until is not None:
+            self._wake.set()
+
+    def _backend_lost(self, connection: BackendConnection, closed: BackendClosed) -> None:
+        """The live connection ended: hold what the client sends, replace it."""
+        configured = self._configured
+        if configured is not None and not configured.done():
+            configured.set_exception(closed)
+            configured.exception()
+            return
+        if self._reconnecting is not None:
+            self._lost_while_reconnecting = True
+            return
+        if self._ended.done():
+            return
+        # A reply asked for and not sent is asked for again by the translator's resume().
+        held = [event for event in connection.unsent() if event.get("type") != "response.create"]
+        if self._pending is None:
+            self._pending = held
+        else:
+            self._pending[:0] = held
+        self._socket.pause_reading()
+        self._reconnecting = asyncio.create_task(self._reconnect(closed))
+        self._reconnecting.add_done_callback(self._task_done)
+
+    async def _reconnect(self, closed: BackendClosed) -> None:
+        """Open a new backend session and replay the conversation, with backoff."""
+        attempts = self._limits.reconnect_attempts
+        self.log.warning("< backend closed: {}", closed.message)
+        if attempts == 0:
+            raise closed
+        self._send_error("backend_closed", "the assistant connection dropped; reconnecting")
+        for attempt in range(1, attempts + 1):
+            await asyncio.sleep(min(0.2 * 2 ** (attempt - 1), 5.0))
+            if self._conn is not None:
+                old, self._conn = self._conn, None
+                with contextlib.suppress(Exception):
+                    await old.aclose()
+            self._lost_while_reconnecting = False
+            try:
+                await self._connect()
+                if self._lost_while_reconnecting:
+                    raise BackendClosed("the new connection dropped at once")
+            except BackendError as exc:
+                self.log.warning("> reconnect {} of {} failed: {}", attempt, attempts, exc.code)
+                continue
+            self._reconnecting = None
+            # A reply that was due is asked for again, before what the client sent since.
+            resume = self.translator.resume()
+            self._deliver(resume.client)
+            self._send_backend(resume.backend)
+            self._settle(resume)
+            self._go_live()
+            self.counters.reconnects += 1
+            self._metrics.reconnects.inc()
+            self._send_error("backend_reconnected", "the assistant connection is restored")
+            return
+        raise BackendError(
+            "backend_closed", "the assistant connection dropped and could not be restored"
+        )
+
+    def _send_backend(self, events: list[BackendEvent]) -> None:
+        """Write on the live connection now; while it is being replaced, hold the events
+        for the new one, in order."""
+        if self._pending is not None:
+            self._pending.extend(events)
+            return
+        connection = self._conn
+        assert connection is not None
+        for index, event in enumerate(events):
+            try:
+                connection.send_nowait(event)
+            except BackendClosed as exc:
+                self._pending = [e for e in events[index:] if e.get("type") != "response.create"]
+                self._backend_lost(connection, exc)
+                return
+
+    def _replace_backend(self) -> None:
+        """The translator gave the reply up: close the connection; its loss reconnects."""
+        connection = self._conn
+        if connection is not None:
+            asyncio.get_running_loop().create_task(connection.aclose())
+            self._backend_lost(connection, BackendClosed("the reply was abandoned"))
+
+    # ------------------------------------------------------------------- the client socket
+
+    def client_frame(self, data: str | bytes) -> None:
+        """One message from the client (the client socket's callback)."""
+        if self._ended.done():
+            return  # the session is closing: what was already read is not acted on
+        try:
+            self._client_frame(data)
+        except Exception as exc:
+            self._end(exc)
+
+    def _client_frame(self, data: str | bytes) -> None:
+        now = self._last_seen = time.monotonic()
+        traffic, size = self.counters.traffic, len(data)
+        if isinstance(data, bytes):
+            traffic.in_audio += 1
+            traffic.in_audio_bytes += size
+        else:
+            traffic.in_text += 1
+            traffic.in_text_bytes += size
+        max_bytes = self._limits.max_message_bytes
+        if size > max_bytes:  # the fast edge refuses it before reading; this is the other
+            self._send_error("message_too_large", f"messages are limited to {max_bytes} bytes")
+            raise CloseSession(1009, f"message over {max_bytes} bytes")
+        try:
+            if isinstance(data, bytes):
+                out = self.translator.client_audio(data, now)
+            else:
+                out = self.translator.client_text(data, now)
+        except ClientError as exc:
+            self._send_error(exc.code, exc.message)
+            return
+        self._account_audio(out.audio_in_ms, now)
+        self._apply(out)
+
+    def client_refused(self, code: int, reason: str) -> None:
+        code_name: ErrorCode = _REFUSALS.get(code, "protocol_error")
+        self._send_error(code_name, reason)
+        self._end(CloseSession(code, reason))
+
+    def client_gone(self, code: int | None) -> None:
+        self.log.debug("< client left ({})", code)
+        self._end(_ClientLeft())
+
+    def client_stalled(self) -> None:
+        self._end(CloseSession(1008, "the client is not reading its messages"))
+
+    def client_writable(self, writable: bool) -> None:
+        if self._conn is not None:
+            self._conn.resume_reading() if writable else self._conn.pause_reading()
+
+    # ----------------------------------------------------------------------------- tasks
 
     async def _run_tools(self) -> None:
-        """Run the model's tool calls concurrently with the audio; owned by this pump."""
+        """Run the model's tool calls concurrently with the audio; owned by this task."""
         running: set[asyncio.Task[None]] = set()
         try:
             while True:
@@ -328,6 +451,7 @@ class Session:
                 task = asyncio.create_task(self._run_tool(call))
                 running.add(task)
                 task.add_done_callback(running.discard)
+                task.add_done_callback(self._task_done)
         finally:
             for task in running:
                 task.cancel()
@@ -337,7 +461,7 @@ class Session:
         self.log.info("> tool {} ({} B of arguments)", call.name, len(call.arguments))
         self._metrics.tool_calls.labels(call.name).inc()
         output = await self._services.tools.run(call)
-        await self._apply(self.translator.tool_result(call, output))
+        self._apply(self.translator.tool_result(call, output))
 
     async def _record(self, recording: AudioRecording) -> None:
         """Write recorded audio about once a second, off the audio path."""
@@ -350,7 +474,7 @@ class Session:
         while True:
             wait = self._check_deadlines(time.monotonic())
             if wait is None:
-                await self._stalled()
+                self._stalled()
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
@@ -374,7 +498,7 @@ class Session:
         ):
             raise CloseSession(1001, "server shutting down")
         deadlines = [session_end, idle_end]
-        if self.translator.responding and self._live.is_set():
+        if self.translator.responding and self._pending is None:
             stall_end = self._last_backend + limits.response_timeout_seconds
             if now >= stall_end:
                 return None
@@ -385,28 +509,26 @@ class Session:
             deadlines.append(self._drain_until)
         return max(0.0, min(deadlines) - now)
 
-    async def _stalled(self) -> None:
+    def _stalled(self) -> None:
         """A reply went quiet: the translator gives it up, the backend is replaced."""
         self._last_backend = time.monotonic()
-        await self._apply(self.translator.stalled(self._limits.response_timeout_seconds))
+        self._apply(self.translator.stalled(self._limits.response_timeout_seconds))
 
     # ---------------------------------------------------------------------------- helpers
 
-    async def _apply(self, out: Outbox, *, wait: bool = True) -> None:
-        """Act on what the translator returned. What someone waits for goes first: the
-        client's frames and the backend's events (``wait``: see :meth:`_send_backend`);
-        then the bookkeeping (:meth:`_settle`), then a backend replacement or a close."""
+    def _apply(self, out: Outbox) -> None:
+        """Act on what the translator returned: the client's frames and the backend's
+        events first, then the bookkeeping (:meth:`_settle`), then a backend replacement
+        or a close."""
         if out.client:
             self._deliver(out.client)
         try:
             if out.backend:
-                await self._send_backend(out.backend, wait=wait)
+                self._send_backend(out.backend)
         finally:
             self._settle(out)
-        if out.abandoned and self._conn is not None:
-            # The backend pump then sees BackendClosed and reconnects, restoring the turns.
-            with contextlib.suppress(Exception):
-                await self._conn.aclose()
+        if out.abandoned:
+            self._replace_backend()
         if out.close is not None:
             raise CloseSession(out.close.code, out.close.reason)
 
@@ -428,69 +550,8 @@ class Session:
         for call in out.calls:
             self._calls.put_nowait(call)
 
-    async def _welcome(self) -> None:
-        """Ask for the welcome turn, if the profile has one, before any client message is
-        read; a connection already gone is replaced here (the pumps are not running yet)."""
-        try:
-            await self._send_backend(self.translator.welcome(), wait=False)
-        except BackendClosed as exc:
-            await self._reconnect(exc)
-
-    async def _send_backend(self, events: list[BackendEvent], *, wait: bool = True) -> None:
-        """Send on the live backend connection; while it is being replaced, wait, and send
-        on the new one. With ``wait=False`` (the backend pump, which is what replaces it,
-        and the welcome, sent before the pumps run) a closed connection raises
-        :class:`BackendClosed` instead."""
-        if not wait:
-            assert self._conn is not None
-            for event in events:
-                await self._conn.send(event)
-            return
-        for event in events:
-            while True:
-                if not self._live.is_set():
-                    await self._live.wait()
-                connection = self._conn
-                assert connection is not None
-                try:
-                    await connection.send(event)
-                    break
-                except BackendClosed:
-                    # The backend pump reconnects; send again on the new connection.
-                    if self._conn is connection:
-                        self._live.clear()
-
-    async def _reconnect(self, closed: BackendClosed) -> None:
-        """Open a new backend session and replay the conversation, with backoff."""
-        self._live.clear()
-        attempts = self._limits.reconnect_attempts
-        self.log.warning("< backend closed: {}", closed.message)
-        if attempts == 0:
-            raise closed
-        self._send_error("backend_closed", "the assistant connection dropped; reconnecting")
-        for attempt in range(1, attempts + 1):
-            await asyncio.sleep(min(0.2 * 2 ** (attempt - 1), 5.0))
-            if self._conn is not None:
-                with contextlib.suppress(Exception):
-                    await self._conn.aclose()
-            try:
-                await self._connect()
-                # A reply that was due is asked for again; a connection that drops at once
-                # here is one more failed attempt.
-                await self._apply(self.translator.resume(), wait=False)
-            except BackendError as exc:
-                self.log.warning("> reconnect {} of {} failed: {}", attempt, attempts, exc.code)
-                continue
-            self.counters.reconnects += 1
-            self._metrics.reconnects.inc()
-            self._send_error("backend_reconnected", "the assistant connection is restored")
-            return
-        raise BackendError(
-            "backend_closed", "the assistant connection dropped and could not be restored"
-        )
-
     def _deliver(self, frames: list[ClientFrame]) -> None:
-        traffic = self.counters.traffic
+        traffic, send = self.counters.traffic, self._socket.send
         for frame in frames:
             if isinstance(frame, bytes):
                 data: str | bytes = frame
@@ -500,7 +561,8 @@ class Session:
                 data = orjson.dumps(frame).decode()
                 traffic.out_text += 1
                 traffic.out_text_bytes += len(data)
-            self._outgoing.put(data)
+            if not send(data):
+                raise CloseSession(1008, "the client is not reading its messages")
 
     def _send_error(
         self, code: ErrorCode, message: str, *, retry_after: float | None = None
@@ -530,11 +592,3 @@ class Session:
                 f"audio arrives faster than {self._limits.max_audio_realtime_factor:g}x real time",
             )
             raise CloseSession(1008, "audio rate exceeded")
-
-    async def _flush(self) -> None:
-        """Send what is still queued (errors above all) before closing; never blocks long."""
-        if self._ws.application_state != WebSocketState.CONNECTED:
-            return
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(1.0):
-                await self._outgoing.drain(self._ws)

@@ -40,7 +40,7 @@ class AzureBackend(OpenAIBackend):
         api_key: str | None = None,
         api_version: str | None = None,
         timeout: float = 15.0,
-        socket: SocketKind = "aiohttp",
+        socket: SocketKind = "picows",
     ) -> None:
         self._credential: DefaultAzureCredential | None = None
         key: str | Callable[[], Awaitable[str]]

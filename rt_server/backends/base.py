@@ -8,13 +8,30 @@ service speaks. ``session.py`` never asks which backend it has.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from abc import ABC, abstractmethod
+from collections import deque
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
+from rt_server.errors import BackendClosed
 from rt_server.translate import BackendEvent
 
-__all__ = ["Backend", "BackendConnection", "BackendEvent"]
+__all__ = ["Backend", "BackendConnection", "BackendEvent", "BackendSink"]
+
+
+class BackendSink(Protocol):
+    """What a connection reports to its session, from the callback that learnt it."""
+
+    def backend_event(self, event: BackendEvent) -> None:
+        """One server event (GA names)."""
+
+    def backend_closed(self, closed: BackendClosed) -> None:
+        """The connection ended; nothing more will arrive on it."""
+
+    def backend_writable(self, writable: bool) -> None:
+        """The send buffer crossed its high (False) or low (True) water mark."""
 
 
 class _Closing:
@@ -36,7 +53,76 @@ class _Closing:
 
 
 class BackendConnection(_Closing, ABC):
-    """One live Realtime session on the backend."""
+    """One live Realtime session on the backend.
+
+    A session uses it through callbacks: :meth:`listen` delivers every event to a
+    :class:`BackendSink`, :meth:`send_nowait` writes without waiting. This base provides
+    both on top of ``recv()`` and ``send()`` with a reader and a writer task (sockets with
+    an awaitable API); a callback socket overrides them (``sockets.PicowsConnection``).
+    """
+
+    _sink: BackendSink | None = None
+    _reader: asyncio.Task[None] | None = None
+    _writer: asyncio.Task[None] | None = None
+    _queue: deque[BackendEvent] | None = None
+    _reading: asyncio.Event | None = None
+
+    def listen(self, sink: BackendSink) -> None:
+        """Deliver every event to ``sink`` from now on, and the end of the connection."""
+        self._sink = sink
+        self._reader = asyncio.create_task(self._read(sink))
+
+    def send_nowait(self, event: BackendEvent) -> None:
+        """Send ``event`` in order after those before it; raises ``BackendClosed`` if the
+        connection is known to be gone (a loss found later reaches the sink)."""
+        if self._queue is None:
+            self._queue = deque()
+        self._queue.append(event)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+
+    def unsent(self) -> list[BackendEvent]:
+        """Events given to :meth:`send_nowait` and not written when the connection ended."""
+        return list(self._queue or ())
+
+    def pause_reading(self) -> None:
+        """Stop delivering events until :meth:`resume_reading` (the client is full)."""
+        if self._reading is None:
+            self._reading = asyncio.Event()
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        if self._reading is not None:
+            self._reading.set()
+
+    async def _read(self, sink: BackendSink) -> None:
+        try:
+            while True:
+                if self._reading is not None and not self._reading.is_set():
+                    await self._reading.wait()
+                sink.backend_event(await self.recv())
+        except BackendClosed as exc:
+            sink.backend_closed(exc)
+
+    async def _write(self) -> None:
+        queue = self._queue
+        assert queue is not None
+        try:
+            while queue:
+                await self.send(queue[0])
+                queue.popleft()
+        except BackendClosed as exc:
+            if self._sink is not None:
+                self._sink.backend_closed(exc)
+
+    async def _stop_tasks(self) -> None:
+        """Cancel the reader and writer tasks (called by ``aclose``)."""
+        tasks = [task for task in (self._reader, self._writer) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     @abstractmethod
     async def send(self, event: BackendEvent) -> None:

@@ -19,9 +19,7 @@ class EmulatorBackend(OpenAIBackend):
 
     name = "emulator"
 
-    def __init__(
-        self, *, model: str, timeout: float = 15.0, socket: SocketKind = "aiohttp"
-    ) -> None:
+    def __init__(self, *, model: str, timeout: float = 15.0, socket: SocketKind = "picows") -> None:
         super().__init__(AsyncOpenAI(api_key="emulator"), model, timeout=timeout, socket=socket)
         self._stack = AsyncExitStack()
 

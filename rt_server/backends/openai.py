@@ -11,6 +11,7 @@ become :class:`BackendError` here, in :func:`backend_errors`, and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI, omit
+from picows import WSError, WSHandshakeError, ws_connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from rt_server.backends.base import Backend, BackendConnection, BackendEvent
@@ -27,6 +29,7 @@ from rt_server.backends.sockets import (
     HEARTBEAT,
     MAX_MESSAGE_BYTES,
     AiohttpConnection,
+    PicowsConnection,
     SdkConnection,
     SocketKind,
 )
@@ -40,6 +43,8 @@ _SDK_WS_OPTIONS: Any = {
     "close_timeout": CLOSE_TIMEOUT,
 }
 _USER_AGENT = "rt-server"
+_PICOWS_LOG = logging.getLogger("rt_server.picows.backend")
+_PICOWS_LOG.setLevel(logging.WARNING)  # picows logs every connection at INFO
 _SCOPE_HEADERS = ("OpenAI-Organization", "OpenAI-Project")
 
 
@@ -59,7 +64,7 @@ class OpenAIBackend(Backend):
         model: str | None,
         *,
         timeout: float = 15.0,
-        socket: SocketKind = "aiohttp",
+        socket: SocketKind = "picows",
     ) -> None:
         self._client = client
         self._model = model
@@ -72,7 +77,28 @@ class OpenAIBackend(Backend):
             async with asyncio.timeout(self._timeout):
                 if self._socket == "sdk":
                     return await self._connect_sdk()
-                return await self._connect_aiohttp()
+                if self._socket == "aiohttp":
+                    return await self._connect_aiohttp()
+                return await self._connect_picows()
+
+    async def _connect_picows(self) -> BackendConnection:
+        def connection() -> PicowsConnection:
+            return PicowsConnection(receive=self.receive, emit=self.emit)
+
+        _, listener = await ws_connect(
+            connection,
+            self.websocket_url(),
+            extra_headers=await self.handshake_headers(),
+            websocket_handshake_timeout=None,  # connect() has its own timeout
+            logger_name=_PICOWS_LOG,
+            enable_auto_ping=True,
+            auto_ping_idle_timeout=HEARTBEAT,
+            auto_ping_reply_timeout=HEARTBEAT / 2,
+            max_frame_size=MAX_MESSAGE_BYTES,
+            use_aiofastnet=False,  # the event loop's own transports (uvloop's)
+        )
+        assert isinstance(listener, PicowsConnection)
+        return listener
 
     async def _connect_aiohttp(self) -> BackendConnection:
         if self._http is None:
@@ -181,6 +207,13 @@ def backend_errors() -> Iterator[None]:
     except aiohttp.WSServerHandshakeError as exc:
         retry_after = exc.headers.get("Retry-After") if exc.headers else None
         raise _status_error(exc.status, retry_after) from None
+    except WSHandshakeError as exc:
+        if exc.response is None:
+            raise BackendError(
+                "backend_unreachable", f"the backend's handshake failed ({exc})", retryable=True
+            ) from None
+        status = int(exc.response.status)
+        raise _status_error(status, exc.response.headers.get("Retry-After")) from None
     except InvalidStatus as exc:
         status, retry_after = exc.response.status_code, exc.response.headers.get("Retry-After")
         raise _status_error(status, retry_after) from None
@@ -188,7 +221,7 @@ def backend_errors() -> Iterator[None]:
         raise BackendError(
             "backend_timeout", "the backend did not answer", retryable=True
         ) from None
-    except (OSError, InvalidHandshake, aiohttp.ClientError) as exc:
+    except (OSError, InvalidHandshake, aiohttp.ClientError, WSError) as exc:
         raise BackendError(
             "backend_unreachable",
             f"cannot reach the backend ({type(exc).__name__})",

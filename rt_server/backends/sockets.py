@@ -1,9 +1,11 @@
-"""The two sockets a backend connection can ride on, behind one ``BackendConnection``.
+"""The three sockets a backend connection can ride on, behind one ``BackendConnection``.
 
-``aiohttp`` (the default, ``BACKEND_SOCKET=aiohttp``) frames WebSocket messages in
-compiled code and is where the audio hot path spends least: text frames are read as
-bytes and decoded once by orjson, and sent from orjson's bytes without a ``str`` in
-between. ``sdk`` (``BACKEND_SOCKET=sdk``) is the openai SDK's GA
+``picows`` (the default, ``BACKEND_SOCKET=picows``) is a compiled WebSocket with a
+callback API: each event read is decoded once by orjson and handed to the session in the
+callback that read it, and a send is written to the transport at once, with no task,
+Future or queue per event (:class:`PicowsConnection`). ``aiohttp``
+(``BACKEND_SOCKET=aiohttp``) also frames in compiled code, behind an awaitable API that
+the connection base pumps with a reader and a writer task. ``sdk`` (``BACKEND_SOCKET=sdk``) is the openai SDK's GA
 ``client.realtime.connect()``: the SDK's own handshake, ``recv_bytes()`` and
 ``send_raw()`` over python-websockets; it carries a reconnect send queue that rt_server
 does not need (sessions reconnect and replay on their own), which is why it costs more
@@ -12,6 +14,8 @@ per event. Both end the same way: a closed socket is :class:`BackendClosed`.
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
@@ -19,9 +23,10 @@ import aiohttp
 import orjson
 from loguru import logger
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 from websockets.exceptions import ConnectionClosed
 
-from rt_server.backends.base import BackendConnection, BackendEvent
+from rt_server.backends.base import BackendConnection, BackendEvent, BackendSink
 from rt_server.config import SocketKind
 from rt_server.errors import BackendClosed
 
@@ -30,6 +35,7 @@ __all__ = [
     "HEARTBEAT",
     "MAX_MESSAGE_BYTES",
     "AiohttpConnection",
+    "PicowsConnection",
     "SdkConnection",
     "SocketKind",
 ]
@@ -77,6 +83,7 @@ class AiohttpConnection(BackendConnection):
         return closed(self._ws.close_code, reason)
 
     async def aclose(self) -> None:
+        await self._stop_tasks()
         await self._ws.close()
 
 
@@ -107,7 +114,121 @@ class SdkConnection(BackendConnection):
                 return self._receive(event)
 
     async def aclose(self) -> None:
+        await self._stop_tasks()
         await self._connection.close()
+
+
+class PicowsConnection(BackendConnection, WSListener):
+    """A Realtime session on picows: this object is the socket's listener."""
+
+    def __init__(self, *, receive: Normalise, emit: Normalise) -> None:
+        self._receive = receive
+        self._emit = emit
+        self.transport: WSTransport | None = None
+        self._early: deque[BackendEvent] = deque()  # read before listen() (or for recv())
+        self._arrived: asyncio.Event = asyncio.Event()
+        self._fragments: bytearray | None = None
+        self._close_code: int | None = None
+        self._close_reason: str | None = None
+        self._ended: BackendClosed | None = None
+        self._gone = asyncio.get_running_loop().create_future()
+
+    # picows callbacks -------------------------------------------------------------------
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+            if frame.fin:
+                self._event(frame.get_payload_as_bytes())
+            else:
+                self._fragments = bytearray(frame.get_payload_as_memoryview())
+        elif kind is WSMsgType.CONTINUATION and self._fragments is not None:
+            self._fragments += frame.get_payload_as_memoryview()
+            if frame.fin:
+                data, self._fragments = bytes(self._fragments), None
+                self._event(data)
+        elif kind is WSMsgType.CLOSE:
+            self._close_code = frame.get_close_code().value
+            self._close_reason = frame.get_close_reason()
+            if not transport.is_close_frame_sent:
+                transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self._ended = closed(self._close_code, self._close_reason)
+        if not self._gone.done():
+            self._gone.set_result(None)
+        self._arrived.set()
+        if self._sink is not None:
+            self._sink.backend_closed(self._ended)
+
+    def pause_writing(self) -> None:
+        if self._sink is not None:
+            self._sink.backend_writable(False)
+
+    def resume_writing(self) -> None:
+        if self._sink is not None:
+            self._sink.backend_writable(True)
+
+    def _event(self, raw: bytes) -> None:
+        if (event := decode(raw)) is None:
+            return
+        event = self._receive(event)
+        if self._sink is not None:
+            self._sink.backend_event(event)
+        else:
+            self._early.append(event)
+            self._arrived.set()
+
+    # BackendConnection ------------------------------------------------------------------
+
+    def listen(self, sink: BackendSink) -> None:
+        self._sink = sink
+        while self._early:
+            sink.backend_event(self._early.popleft())
+        if self._ended is not None:
+            sink.backend_closed(self._ended)
+
+    def send_nowait(self, event: BackendEvent) -> None:
+        transport = self.transport
+        if transport is None or transport.is_disconnected or transport.is_close_frame_sent:
+            raise self._ended or closed(self._close_code, self._close_reason)
+        transport.send(WSMsgType.TEXT, orjson.dumps(self._emit(event)))
+
+    async def send(self, event: BackendEvent) -> None:
+        self.send_nowait(event)
+
+    async def recv(self) -> BackendEvent:
+        while not self._early:
+            if self._ended is not None:
+                raise self._ended
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._early.popleft()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_disconnected:
+            self.transport.underlying_transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_disconnected:
+            self.transport.underlying_transport.resume_reading()
+
+    async def aclose(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_disconnected:
+            return
+        self._sink = None  # the session that closes it wants no more of it
+        if not transport.is_close_frame_sent:
+            transport.send_close(WSCloseCode.OK)
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await asyncio.shield(self._gone)
+        except TimeoutError:
+            transport.disconnect(graceful=False)
 
 
 def decode(raw: bytes | str) -> BackendEvent | None:

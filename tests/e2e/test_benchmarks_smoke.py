@@ -311,7 +311,7 @@ def test_stages_cut_a_turn_at_rt_servers_stamps() -> None:
     assert us == {
         "to_rt_server": 10,
         "frame_parsing": 20,
-        "asgi_queue": 30,
+        "to_session": 30,
         "to_translator": 40,
         "validation": 50,
         "handler": 60,

@@ -121,7 +121,21 @@ async def test_live_socket_fuzz_never_breaks_a_session_or_its_neighbour(
 
 
 async def test_text_over_the_size_limit_closes_with_1009(emulator: RunningEmulator) -> None:
+    """On the fast edge the frame's header is enough: refused before its payload is read."""
     async with running_server(limited(emulator, max_message_bytes=2048)) as server:
+        async with client(server.ws_url) as ws:
+            await connected(ws)
+            with contextlib.suppress(ConnectionClosed):
+                await send_json(ws, {"type": "user_message", "text": "x" * 5000})
+                await until(ws, lambda frame: False)
+            await ws.wait_closed()
+    assert ws.close_code == 1009
+    assert ws.close_reason and "2048" in ws.close_reason
+
+
+async def test_text_over_the_size_limit_on_uvicorns_websocket(emulator: RunningEmulator) -> None:
+    settings_ = limited(emulator, max_message_bytes=2048)
+    async with running_server(settings_, edge=False) as server:
         async with client(server.ws_url) as ws:
             await connected(ws)
             await send_json(ws, {"type": "user_message", "text": "x" * 5000})

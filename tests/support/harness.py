@@ -13,6 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from rt_server.backends import Backend
 from rt_server.config import Settings
+from rt_server.edge import EDGE_PROTOCOL
 from rt_server.main import create_app
 from rt_server.serving import serve
 
@@ -30,10 +31,13 @@ class RunningServer:
 
 @asynccontextmanager
 async def running_server(
-    settings: Settings, backend: Backend | None = None, **options: Any
+    settings: Settings, backend: Backend | None = None, *, edge: bool = True, **options: Any
 ) -> AsyncIterator[RunningServer]:
-    """rt_server with ``settings`` on a free loopback port (options go to create_app)."""
-    async with serve(create_app(settings, backend, **options)) as served:
+    """rt_server with ``settings`` on a free loopback port (options go to create_app), on
+    the fast edge as ``rt-server`` serves it, or (``edge=False``) on uvicorn's own
+    WebSocket as ``uvicorn rt_server.main:app`` does."""
+    protocol: dict[str, Any] = {"ws": EDGE_PROTOCOL} if edge else {}
+    async with serve(create_app(settings, backend, **options), **protocol) as served:
         yield RunningServer(served.http_url, f"{served.ws_url}/realtime", settings)
 
 

@@ -31,7 +31,7 @@ def test_defaults() -> None:
     assert settings.openai_model == "gpt-realtime"
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert settings.azure_api_version is None
-    assert settings.backend_socket == "aiohttp"
+    assert settings.backend_socket == "picows"
     assert Settings.from_env({"BACKEND_SOCKET": "SDK"}).backend_socket == "sdk"
     assert settings.sched_slice_us == 100
     assert Settings.from_env({"SCHED_SLICE_US": "0"}).sched_slice_us == 0  # the kernel's own
