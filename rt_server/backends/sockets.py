@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from rt_server.backends.base import BackendConnection, BackendEvent, BackendSink
 from rt_server.config import SocketKind
 from rt_server.errors import BackendClosed
+from rt_server.wsio import set_reading
 
 __all__ = [
     "CLOSE_TIMEOUT",
@@ -210,12 +211,10 @@ class PicowsConnection(BackendConnection, WSListener):
         return self._early.popleft()
 
     def pause_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_disconnected:
-            self.transport.underlying_transport.pause_reading()
+        set_reading(self.transport, False)
 
     def resume_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_disconnected:
-            self.transport.underlying_transport.resume_reading()
+        set_reading(self.transport, True)
 
     async def aclose(self) -> None:
         transport = self.transport

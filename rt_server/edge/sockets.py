@@ -30,6 +30,8 @@ from loguru import logger
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from rt_server.wsio import set_reading
+
 __all__ = [
     "CLOSE_TIMEOUT",
     "STALL_SECONDS",
@@ -183,12 +185,10 @@ class PicowsSocket(ClientSocket, WSListener):
         return True
 
     def pause_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_disconnected:
-            self.transport.underlying_transport.pause_reading()
+        set_reading(self.transport, False)
 
     def resume_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_disconnected:
-            self.transport.underlying_transport.resume_reading()
+        set_reading(self.transport, True)
 
     async def close(self, code: int, reason: str) -> None:
         transport = self.transport
