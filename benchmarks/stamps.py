@@ -87,10 +87,10 @@ def install(path: Path) -> None:
         backend_send(self, event)
         stamp((clock(), BACKEND_SENT))
 
-    def on_send_client(self: Any, data: str | bytes) -> bool:
-        if isinstance(data, str):
-            stamp((clock(), WRITE_DELTA if data.startswith(_TEXT_DELTA) else WRITE_TEXT))
-        return send_client(self, data)
+    def on_send_client(self: Any, frame: str | bytes) -> bool:
+        if isinstance(frame, str):
+            stamp((clock(), WRITE_DELTA if frame.startswith(_TEXT_DELTA) else WRITE_TEXT))
+        return send_client(self, frame)
 
     def dump(signum: int, frame: FrameType | None) -> None:
         lines = "".join(f"{ns} {label}\n" for ns, label in stamps)

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,7 +321,7 @@ class Session:
         if self._ended.done():
             return
         # A reply asked for and not sent is asked for again by the translator's resume().
-        held = [event for event in connection.unsent() if event.get("type") != "response.create"]
+        held = _resendable(connection.unsent())
         if self._pending is None:
             self._pending = held
         else:
@@ -378,7 +378,7 @@ class Session:
             try:
                 connection.send_nowait(event)
             except BackendClosed as exc:
-                self._pending = [e for e in events[index:] if e.get("type") != "response.create"]
+                self._pending = _resendable(events[index:])
                 self._backend_lost(connection, exc)
                 return
 
@@ -592,3 +592,9 @@ class Session:
                 f"audio arrives faster than {self._limits.max_audio_realtime_factor:g}x real time",
             )
             raise CloseSession(1008, "audio rate exceeded")
+
+
+def _resendable(events: Iterable[BackendEvent]) -> list[BackendEvent]:
+    """What a new connection is sent of what the lost one did not take: all but a reply
+    asked for, which the translator's resume() asks for again."""
+    return [event for event in events if event.get("type") != "response.create"]

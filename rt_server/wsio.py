@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from picows import WSTransport
+
+PICOWS_LOG = logging.getLogger("rt_server.picows")
+PICOWS_LOG.setLevel(logging.WARNING)  # picows logs every connection at INFO
 
 
 def set_reading(transport: WSTransport | None, reading: bool) -> None:

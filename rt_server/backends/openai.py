@@ -11,7 +11,6 @@ become :class:`BackendError` here, in :func:`backend_errors`, and nowhere else.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +33,7 @@ from rt_server.backends.sockets import (
     SocketKind,
 )
 from rt_server.errors import BackendError
+from rt_server.wsio import PICOWS_LOG
 
 # PCM does not compress: permessage-deflate would only cost CPU on both ends. The SDK's
 # TypedDict does not list close_timeout, but it passes every option on to websockets.
@@ -43,8 +43,6 @@ _SDK_WS_OPTIONS: Any = {
     "close_timeout": CLOSE_TIMEOUT,
 }
 _USER_AGENT = "rt-server"
-_PICOWS_LOG = logging.getLogger("rt_server.picows.backend")
-_PICOWS_LOG.setLevel(logging.WARNING)  # picows logs every connection at INFO
 _SCOPE_HEADERS = ("OpenAI-Organization", "OpenAI-Project")
 
 
@@ -90,7 +88,7 @@ class OpenAIBackend(Backend):
             self.websocket_url(),
             extra_headers=await self.handshake_headers(),
             websocket_handshake_timeout=None,  # connect() has its own timeout
-            logger_name=_PICOWS_LOG,
+            logger_name=PICOWS_LOG,
             enable_auto_ping=True,
             auto_ping_idle_timeout=HEARTBEAT,
             auto_ping_reply_timeout=HEARTBEAT / 2,

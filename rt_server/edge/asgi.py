@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import deque
 from http import HTTPStatus
 from typing import Any, cast
@@ -40,13 +39,12 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from rt_server.edge.sockets import CLOSE_TIMEOUT, ClientSink, PicowsSocket
+from rt_server.wsio import PICOWS_LOG
 
 __all__ = ["EDGE", "Edge", "EdgeProtocol"]
 
 EDGE = "rt_server.edge"  # the scope extension's name
 _MAX_HEAD = 16 * 1024
-_picows_log = logging.getLogger("rt_server.picows")
-_picows_log.setLevel(logging.WARNING)  # picows logs every connection at INFO
 
 
 class Edge:
@@ -117,7 +115,6 @@ class EdgeProtocol(asyncio.Protocol):
         self._scope: dict[str, Any] | None = None
         self._connected_sent = False
         self._responded = False  # an HTTP answer (a refusal) was written
-        self._response_status = 0
         self._asgi: _AsgiSink | None = None
         self._lost = False
 
@@ -169,7 +166,8 @@ class EdgeProtocol(asyncio.Protocol):
         send_buffer_bytes: int,
     ) -> PicowsSocket:
         """Hand the connection to picows, which answers 101; the socket it serves."""
-        assert self.transport is not None and self._scope is not None
+        assert self.transport is not None
+        assert self._scope is not None
         if self.socket is not None or self._responded:
             raise RuntimeError("the WebSocket was already accepted or refused")
         client = self._scope.get("client")
@@ -190,7 +188,7 @@ class EdgeProtocol(asyncio.Protocol):
             None,
             False,
             listener,
-            _picows_log,
+            PICOWS_LOG,
             True,  # disconnect when a callback raises
             None,  # no handshake timeout: the head is already here
             False,
@@ -315,7 +313,6 @@ class EdgeProtocol(asyncio.Protocol):
             elif not self._responded:
                 self._answer(403, b"")
         elif kind == "websocket.http.response.start":
-            self._response_status = message["status"]
             self._start_response(message["status"], message.get("headers") or [])
         elif kind == "websocket.http.response.body":
             assert self.transport is not None

@@ -196,6 +196,7 @@ class PicowsSocket(ClientSocket, WSListener):
             return
         if not transport.is_close_frame_sent:
             transport.send_close(WSCloseCode(code), reason.encode()[:123])
+        set_reading(transport, True)  # the client's close frame must be read to complete
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await asyncio.shield(self.disconnected)
