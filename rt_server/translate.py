@@ -17,7 +17,6 @@ sends that client nothing.
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias
@@ -217,9 +216,10 @@ class Translator:
     def client_audio_b64(self, audio: str, now: float) -> Outbox:
         """Audio sent as base64 in a JSON message (clients without binary frames)."""
         try:
-            return self.client_audio(pybase64.b64decode(audio, validate=True), now)
-        except binascii.Error:
+            pcm = pybase64.b64decode(audio, validate=True)
+        except ValueError:  # binascii.Error, or (pybase64) a string that is not ASCII
             raise ClientError("invalid_audio", "'audio' is not valid base64") from None
+        return self.client_audio(pcm, now)
 
     def client_audio(self, pcm: bytes, now: float) -> Outbox:
         """A binary frame of audio from the client, in ``audio_format``."""

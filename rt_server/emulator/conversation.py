@@ -10,7 +10,6 @@ dialect is converted at the edges by `dialect.py` (incoming here, outgoing in th
 from __future__ import annotations
 
 import base64
-import binascii
 import copy
 import secrets
 from collections import deque
@@ -276,7 +275,7 @@ class Conversation:
             return [_echo(audio)]
         try:
             raw = base64.b64decode(audio, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a string that is not ASCII
             raise ClientEventError(
                 "invalid_value", "Invalid 'audio'. Expected base64-encoded audio bytes.", "audio"
             ) from None

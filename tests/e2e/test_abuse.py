@@ -1,0 +1,226 @@
+"""What an attacker and a careless client tried (issue 19), over real sockets: every field
+of every dialect given non-ASCII and non-string values, and the abuses that broke things."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from loguru import logger
+from websockets.asyncio.client import ClientConnection
+
+from rt_server.config import Limits
+from rt_server.emulator import RunningEmulator
+from tests.conftest import openai_settings
+from tests.support.harness import (
+    Frame,
+    RunningServer,
+    client,
+    connected,
+    is_type,
+    next_frame,
+    running_server,
+    send_json,
+    until,
+)
+from tests.support.media_streams import SILENCE, tone_mulaw, twilio_call
+
+FUZZ_LIMITS = Limits(max_audio_realtime_factor=1000.0, backend_connect_timeout=5.0)
+SILENCE_B64 = base64.b64encode(b"\x00" * 960).decode()  # 20 ms of PCM16 24 kHz
+
+
+@asynccontextmanager
+async def errors_logged() -> AsyncIterator[list[str]]:
+    """Every log line at ERROR or above while the block runs (tracebacks included)."""
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="ERROR")
+    try:
+        yield lines
+    finally:
+        logger.remove(sink)
+
+
+def conversation_url(server: RunningServer) -> str:
+    return server.ws_url.removesuffix("/realtime") + "/ws/conversation"
+
+
+async def conversation_answers(ws: ClientConnection, text: str = "still there") -> list[Frame]:
+    await send_json(ws, {"type": "text", "text": text})
+    return await answered(ws, text, is_type("response_done"), "text")
+
+
+async def realtime_answers(ws: ClientConnection, text: str = "still there") -> list[Frame]:
+    await send_json(ws, {"type": "user_message", "text": text})
+    return await answered(ws, text, is_type("control", "text_done"), "delta")
+
+
+async def answered(
+    ws: ClientConnection, text: str, done: Callable[[Frame], bool], key: str
+) -> list[Frame]:
+    """Frames up to the end of the reply that says ``text``."""
+    seen: list[Frame] = []
+    said = ""
+    while True:
+        frame, frames = await until(ws, done)
+        seen += [*frames, frame]
+        said = "".join(str(f[key]) for f in frames if isinstance(f, dict) and is_delta(f))
+        if text in said:
+            return seen
+
+
+def is_delta(frame: dict[str, Any]) -> bool:
+    return frame.get("type") == "text_delta"
+
+
+def error_of(frame: Frame) -> str | None:
+    return str(frame["code"]) if isinstance(frame, dict) and frame.get("type") == "error" else None
+
+
+# ---------------------------------------------------------------- item 1: non-ASCII base64
+
+
+@pytest.mark.parametrize("dialect", ["realtime", "conversation"])
+@pytest.mark.parametrize("audio", ["日本", "AAAA日本", "\x00\x80", "é" * 8])
+async def test_non_ascii_base64_audio_is_invalid_audio_and_the_session_goes_on(
+    server: RunningServer, dialect: str, audio: str
+) -> None:
+    url = server.ws_url if dialect == "realtime" else conversation_url(server)
+    async with client(url) as ws:
+        await next_frame(ws)  # connected / session_ready
+        await send_json(ws, {"type": "audio", "audio": audio})
+        error, _ = await until(ws, is_type("error"))
+        assert error_of(error) == "invalid_audio"
+        if dialect == "realtime":
+            await realtime_answers(ws)
+        else:
+            await conversation_answers(ws)
+
+
+async def test_an_empty_text_on_the_conversation_dialect_is_refused_like_on_realtime(
+    server: RunningServer,
+) -> None:
+    async with client(conversation_url(server)) as ws:
+        await next_frame(ws)
+        await send_json(ws, {"type": "text", "text": ""})
+        error, _ = await until(ws, is_type("error"))
+        assert error_of(error) == "invalid_field"
+        await conversation_answers(ws)
+    async with client(server.ws_url) as ws:
+        await connected(ws)
+        await send_json(ws, {"type": "user_message", "text": ""})
+        error, _ = await until(ws, is_type("error"))
+        assert error_of(error) == "invalid_field"
+
+
+# ---------------------------------------------------------------------- the field fuzzer
+
+#: Values no field expects: non-ASCII text, and every JSON type that is not a string.
+ODD = st.one_of(
+    st.text(st.characters(min_codepoint=0x80), min_size=1, max_size=6),  # no surrogates
+    st.text(st.characters(min_codepoint=0x80), max_size=4).map(lambda s: "QUFB" + s),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**64), 2**64),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+NON_STRING = ODD.filter(lambda value: not isinstance(value, str))
+
+
+def mutated(template: Any, keep: Callable[[str], bool], path: str = "") -> st.SearchStrategy[Any]:
+    """``template`` with any of its fields (at any depth) replaced by an odd value; a
+    field ``keep(path)`` says must not become a turn only gets non-string values."""
+    if isinstance(template, dict):
+        return st.fixed_dictionaries(
+            {key: mutated(value, keep, f"{path}.{key}") for key, value in template.items()}
+        )
+    odd = ODD if keep(path) else NON_STRING
+    return st.one_of(st.just(template), odd)
+
+
+def fuzzed(templates: list[dict[str, Any]], keep: Callable[[str], bool], n: int) -> list[str]:
+    """``n`` frames (a fixed seed: the same frames every run)."""
+    frames: list[str] = []
+
+    @settings(
+        max_examples=n, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(st.sampled_from(templates).flatmap(lambda t: mutated(t, keep)))
+    def collect(message: dict[str, Any]) -> None:
+        if message not in templates:  # a message left whole is no fuzz
+            frames.append(json.dumps(message, ensure_ascii=False))
+
+    collect()
+    return frames
+
+
+REALTIME = [
+    {"type": "user_message", "text": "hi", "id": "m1"},
+    {"type": "audio", "audio": SILENCE_B64},
+    {"type": "control", "action": "interrupt"},
+]
+CONVERSATION = [{"type": "text", "text": "hi"}, {"type": "audio", "audio": SILENCE_B64}]
+
+
+def not_a_turn(path: str) -> bool:
+    return path not in (".text", ".id")  # strings there make a real turn
+
+
+@pytest.mark.parametrize("dialect", ["realtime", "conversation"])
+async def test_every_field_of_every_message_survives_odd_values(
+    emulator: RunningEmulator, dialect: str
+) -> None:
+    templates = REALTIME if dialect == "realtime" else CONVERSATION
+    frames = fuzzed(templates, not_a_turn, 300)
+    assert any("日" in f or "\\u" in f or any(ord(c) > 127 for c in f) for f in frames)
+    settings_ = openai_settings(emulator.http_url, limits=FUZZ_LIMITS)
+    async with errors_logged() as errors, running_server(settings_) as server:
+        url = server.ws_url if dialect == "realtime" else conversation_url(server)
+        answers = realtime_answers if dialect == "realtime" else conversation_answers
+        async with client(url) as ws:
+            await next_frame(ws)
+            for frame in frames:
+                await ws.send(frame)
+            seen = await answers(ws)  # every odd frame got its answer, and the session goes on
+    codes = [error_of(f) for f in seen if error_of(f)]
+    assert len(codes) == len(frames)
+    assert set(codes) <= {"invalid_audio", "invalid_field", "missing_type", "unknown_type"}
+    assert errors == []
+
+
+TWILIO: list[dict[str, Any]] = [
+    {"event": "connected", "protocol": "Call", "version": "1.0.0"},
+    {
+        "event": "media",
+        "sequenceNumber": "3",
+        "streamSid": "MZ1",
+        "media": {"track": "inbound", "chunk": "1", "timestamp": "20", "payload": "////"},
+    },
+    {"event": "mark", "sequenceNumber": "4", "streamSid": "MZ1", "mark": {"name": "m1"}},
+    {"event": "dtmf", "streamSid": "MZ1", "dtmf": {"track": "inbound_track", "digit": "1"}},
+]
+
+
+async def test_every_field_of_every_twilio_event_survives_odd_values(
+    emulator: RunningEmulator,
+) -> None:
+    frames = fuzzed(TWILIO, lambda path: True, 300)
+    settings_ = openai_settings(emulator.http_url, limits=FUZZ_LIMITS)
+    async with (
+        errors_logged() as errors,
+        running_server(settings_) as server,
+        twilio_call(server.ws_url.removesuffix("/realtime") + "/call") as call,
+    ):
+        for frame in frames:
+            await call.ws.send(frame)
+        await call.say(tone_mulaw(600) + SILENCE * 50)
+        await call.wait_for(lambda c: c.audio_ms() > 500)
+        assert not call.closed
+    assert errors == []
