@@ -3,21 +3,34 @@ of every dialect given non-ASCII and non-string values, and the abuses that brok
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loguru import logger
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from rt_server.config import Limits
 from rt_server.emulator import RunningEmulator
-from tests.conftest import openai_settings
+from rt_server.logs import configure_logging
+from rt_server.observe import SessionInfo
+from rt_server.serving import free_port
+from rt_server.translate import Note
+from tests.conftest import API_KEY, openai_settings
+from tests.e2e.test_shutdown import wait_until_listening
 from tests.support.harness import (
     Frame,
     RunningServer,
@@ -224,3 +237,131 @@ async def test_every_field_of_every_twilio_event_survives_odd_values(
         await call.wait_for(lambda c: c.audio_ms() > 500)
         assert not call.closed
     assert errors == []
+
+
+# ------------------------------------------------------ items 2, 3, 11: secrets in logs
+
+CLIENT_TOKEN = "client-token-19-abcdef"
+ADMIN_TOKEN = "admin-token-19-abcdef"
+TYPED = "typed-payload-19-text"
+AUDIO = base64.b64encode(b"audio-payload-19-bytes!!").decode()  # even length: real audio
+RAW = b"\xffraw-payload-19-bytes"  # a text frame that is not UTF-8
+COMMANDS = {
+    "rt-server": ["-c", "from rt_server.main import run; run()"],
+    "uvicorn": ["-m", "uvicorn", "rt_server.main:app", "--log-level", "debug"],
+}
+
+
+@asynccontextmanager
+async def server_process(
+    emulator: RunningEmulator, command: str, **env: str
+) -> AsyncIterator[tuple[str, list[str]]]:
+    """rt_server in a process of its own at DEBUG; its base URL, and (once the block
+    exits and the process has stopped) its whole log."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_"))}
+    environ |= {
+        "BACKEND": "openai",
+        "OPENAI_API_KEY": API_KEY,
+        "OPENAI_BASE_URL": f"{emulator.http_url}/v1",
+        "PORT": str(port),
+        "LOG_LEVEL": "DEBUG",
+        "SCHED_SLICE_US": "0",
+        **env,
+    }
+    args = COMMANDS[command]
+    if command == "uvicorn":
+        args = [*args, "--port", str(port), "--ws-per-message-deflate", "false"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *args, env=environ, stderr=asyncio.subprocess.PIPE
+    )
+    log: list[str] = []
+    try:
+        await wait_until_listening(port, process)
+        yield f"127.0.0.1:{port}", log
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.stderr is not None
+        async with asyncio.timeout(30):
+            log.append((await process.stderr.read()).decode())
+            await process.wait()
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+async def test_no_token_query_string_or_payload_reaches_the_log(
+    emulator: RunningEmulator, command: str, tmp_path: Path
+) -> None:
+    env = {
+        "CLIENT_TOKENS": CLIENT_TOKEN,
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "RECORDS_PATH": str(tmp_path / "records.sqlite3"),
+    }
+    async with server_process(emulator, command, **env) as (where, log):
+        async with httpx.AsyncClient(base_url=f"http://{where}") as http:
+            assert (await http.get(f"/api/conversations?token={ADMIN_TOKEN}")).status_code == 200
+            bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            await http.get("/api/conversations", headers=bearer)
+        async with client(f"ws://{where}/realtime?token={CLIENT_TOKEN}") as ws:
+            await connected(ws)
+            await send_json(ws, {"type": "user_message", "text": TYPED})
+            await until(ws, is_type("control", "text_done"))
+            await send_json(ws, {"type": "audio", "audio": AUDIO})
+            await send_json(ws, {"type": "audio", "audio": "日本"})
+            await until(ws, is_type("error"))
+        headers = {"Authorization": f"Bearer {CLIENT_TOKEN}"}
+        async with client(f"ws://{where}/realtime", additional_headers=headers) as ws:
+            await connected(ws)
+            await ws.send(RAW, text=True)
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    await next_frame(ws)
+        assert ws.close_code == 1007
+        if command == "rt-server":  # the fast edge says why (uvicorn's WebSocket does not)
+            assert ws.close_reason == "a text message is not valid UTF-8"
+        alone = [f"bearer.{CLIENT_TOKEN}"]
+        async with client(f"ws://{where}/realtime", subprotocols=alone) as ws:
+            assert ws.subprotocol is None  # item 11: the credential is not echoed back
+            assert ws.response is not None
+            assert CLIENT_TOKEN not in str(ws.response.headers)
+            await connected(ws)
+        async with client(f"ws://{where}/logs?token={ADMIN_TOKEN}") as ws:
+            await next_frame(ws)
+    text = "".join(log)
+    assert "GET /api/conversations HTTP/1.1" in text  # the access log is kept, queries cut
+    assert "session end" in text
+    for secret in (CLIENT_TOKEN, ADMIN_TOKEN, API_KEY, TYPED, AUDIO, "raw-payload-19", "日本"):
+        assert secret not in text, secret
+
+
+class FailingObserver:
+    """An observer with a bug: it fails on a note while holding the user's text."""
+
+    def session_started(self, info: SessionInfo) -> None:
+        pass
+
+    def session_note(self, info: SessionInfo, note: Note) -> None:
+        text = note.data.get("text")
+        if text is not None:
+            raise RuntimeError("observer bug")  # a traceback, with `text` among its locals
+
+    def session_ended(self, info: SessionInfo, close_code: int, reason: str) -> None:
+        pass
+
+
+async def test_a_traceback_prints_no_local_variables(
+    emulator: RunningEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO")
+    try:
+        settings_ = openai_settings(emulator.http_url)
+        async with running_server(settings_, observers=(FailingObserver(),)) as server:
+            async with client(server.ws_url) as ws:
+                await connected(ws)
+                await realtime_answers(ws, TYPED)
+    finally:
+        logger.remove()
+        logger.add(lambda message: None)
+    log = capfd.readouterr().err
+    assert "observer FailingObserver failed on session_note" in log
+    assert "RuntimeError: observer bug" in log  # the traceback is there ...
+    assert TYPED not in log  # ... without the locals that hold the client's text
