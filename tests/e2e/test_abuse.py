@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loguru import logger
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from rt_server.config import Limits
 from rt_server.emulator import RunningEmulator
@@ -365,3 +365,26 @@ async def test_a_traceback_prints_no_local_variables(
     assert "observer FailingObserver failed on session_note" in log
     assert "RuntimeError: observer bug" in log  # the traceback is there ...
     assert TYPED not in log  # ... without the locals that hold the client's text
+
+
+# ------------------------------------------------------------- item 4: /logs and Origin
+
+
+@pytest.mark.parametrize("edge", [True, False])
+async def test_the_monitor_refuses_origins_outside_the_allowlist(
+    emulator: RunningEmulator, edge: bool
+) -> None:
+    settings_ = openai_settings(
+        emulator.http_url, admin_token=ADMIN_TOKEN, allowed_origins=("https://app.example",)
+    )
+    async with running_server(settings_, edge=edge) as server:
+        logs = server.ws_url.removesuffix("/realtime") + f"/logs?token={ADMIN_TOKEN}"
+        with pytest.raises(InvalidStatus) as refused:
+            async with client(logs, origin="https://evil.example"):
+                pass
+        assert refused.value.response.status_code == 403
+        assert b"forbidden_origin" in refused.value.response.body
+        async with client(logs, origin="https://app.example") as ws:
+            hello = await next_frame(ws)
+        assert isinstance(hello, dict)
+        assert hello["type"] == "monitor"
