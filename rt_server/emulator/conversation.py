@@ -556,9 +556,10 @@ class Conversation:
         active.live.update(snapshot(plan.item))
         if plan.audio_ms:
             self._audio[plan.item["id"]] = (plan.audio_ms, plan.word_ms)
+        cut = {"type": "incomplete", "reason": "max_output_tokens"}
         step.event["response"] = plan.response | {
-            "status": "completed",
-            "status_details": None,
+            "status": "incomplete" if plan.cut else "completed",
+            "status_details": cut if plan.cut else None,
             "output": [snapshot(plan.item)],
             "usage": usage(
                 active.input_chars, active.input_audio_ms, _text(plan.item), plan.audio_ms
