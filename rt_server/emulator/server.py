@@ -394,6 +394,7 @@ async def _client_secrets(
     except ClientEventError as exc:
         return JSONResponse(_error_body(400, exc.message, exc.code, exc.param), status_code=400)
     value = "ek_" + secrets.token_hex(16)
+    state.forget_expired_secrets(now)
     state.client_secrets[value] = ClientSecret(now + seconds, session)
     return JSONResponse({"value": value, "expires_at": now + seconds, "session": session})
 

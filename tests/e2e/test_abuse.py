@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import os
 import signal
 import sys
+import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,7 +25,7 @@ from loguru import logger
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from rt_server.config import Limits
+from rt_server.config import Limits, Settings
 from rt_server.emulator import RunningEmulator
 from rt_server.logs import configure_logging
 from rt_server.observe import SessionInfo
@@ -388,3 +390,36 @@ async def test_the_monitor_refuses_origins_outside_the_allowlist(
             hello = await next_frame(ws)
         assert isinstance(hello, dict)
         assert hello["type"] == "monitor"
+
+
+# ------------------------------------------------ item 8: soak on the built-in emulator
+
+
+async def test_soak_of_text_turns_on_the_built_in_emulator_keeps_nothing() -> None:
+    """Connect, a text turn answered in full, disconnect: rt_server and the built-in
+    emulator (both in this process) keep nothing of the sessions that ended."""
+    counter = iter(range(1_000_000))
+
+    async def cycle(server: RunningServer) -> None:
+        async with client(server.ws_url) as ws:
+            await connected(ws)
+            await realtime_answers(ws, f"soak {next(counter)}")  # a new word every turn
+
+    async def rounds(server: RunningServer, n: int, width: int = 25) -> None:
+        for _ in range(n):
+            await asyncio.gather(*(cycle(server) for _ in range(width)))
+
+    async with running_server(Settings(backend="emulator", records_url=None)) as server:
+        tracemalloc.start()  # before the warm-up: the caches it fills are counted
+        try:
+            await rounds(server, 8)  # warm up caches and pools (the word-tone cache fills)
+            gc.collect()
+            before, _ = tracemalloc.get_traced_memory()
+            await rounds(server, 8)  # 200 more sessions
+            gc.collect()
+            after, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    # Both counts hold the last round's sessions still closing; the difference is what 200
+    # sessions left behind (22 KB each before: the emulator's word-tone cache grew to 64 MB).
+    assert after - before < 1_000_000, f"{(after - before) / 1e3:.0f} KB kept by 200 sessions"
