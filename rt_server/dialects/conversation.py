@@ -98,7 +98,7 @@ class ConversationTranslator(Translator):
 
     @protocol.handles(TextInput)
     def on_text(self, message: TextInput, now: float) -> Outbox:
-        return self.user_text(message["text"])
+        return self.user_text(message["text"], now)
 
     @protocol.handles(AudioInput)
     def on_audio(self, message: AudioInput, now: float) -> Outbox:

@@ -423,3 +423,36 @@ async def test_soak_of_text_turns_on_the_built_in_emulator_keeps_nothing() -> No
     # Both counts hold the last round's sessions still closing; the difference is what 200
     # sessions left behind (22 KB each before: the emulator's word-tone cache grew to 64 MB).
     assert after - before < 1_000_000, f"{(after - before) / 1e3:.0f} KB kept by 200 sessions"
+
+
+# ------------------------------------------------------------ item 7: typed-turn rate
+
+
+async def test_a_flood_of_typed_turns_is_refused_with_retry_after(server: RunningServer) -> None:
+    async with client(server.ws_url) as ws:
+        await connected(ws)
+        for n in range(40):  # at once: 20 are the burst, the rest come too fast
+            await send_json(ws, {"type": "user_message", "text": f"turn {n}"})
+        await send_json(ws, {"type": "end of the flood"})  # answered in order, after them
+        _, frames = await until(ws, lambda f: error_of(f) == "unknown_type", timeout=30)
+        refused = [f for f in frames if error_of(f) == "text_rate_exceeded"]
+        assert 15 <= len(refused) <= 20  # 20 taken at once, and what the rate refilled
+        waits = [f["retry_after"] for f in refused if isinstance(f, dict)]
+        assert all(0 < wait <= 0.2 for wait in waits)  # 5 a second: one more in 0.2 s
+        await asyncio.sleep(max(waits))  # as a client does: try again after retry_after
+        await realtime_answers(ws, "after the flood")
+
+
+async def test_typed_bytes_are_rate_limited_too(emulator: RunningEmulator) -> None:
+    limits = Limits(backend_connect_timeout=5.0, max_text_bytes_per_second=4096)
+    async with running_server(openai_settings(emulator.http_url, limits=limits)) as server:
+        async with client(server.ws_url) as ws:
+            await connected(ws)
+            big = "x" * 200_000
+            await send_json(ws, {"type": "user_message", "text": big})  # one big message fits
+            await send_json(ws, {"type": "user_message", "text": big})
+            error, _ = await until(ws, is_type("error"))
+    assert error_of(error) == "text_rate_exceeded"
+    assert isinstance(error, dict)
+    # the burst is one message of MAX_MESSAGE_BYTES (262144): 137856 more at 4096 a second
+    assert 30 < error["retry_after"] <= 34
