@@ -67,6 +67,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     tool_modules: tuple[str, ...] = ()
     shutdown_grace_seconds: float = 10.0
+    ready_cache_seconds: float = 10.0
     log_level: str = "INFO"
     log_json: bool = False
     limits: Limits = field(default_factory=Limits)
@@ -112,6 +113,7 @@ class Settings:
             cors_origins=get.items("CORS_ORIGINS"),
             tool_modules=get.items("RT_TOOLS"),
             shutdown_grace_seconds=get.number("SHUTDOWN_GRACE_SECONDS", 10.0, low=0.0),
+            ready_cache_seconds=get.number("READY_CACHE_SECONDS", 10.0, low=0.0),
             log_level=get.choice(
                 "LOG_LEVEL", ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR"), "INFO"
             ),
