@@ -80,6 +80,7 @@ class Settings:
     records_retention_days: int = 30
     records_queue: int = 100_000
     client_secret_seconds: int = 600
+    client_secrets_per_minute: float = 10.0
     audio_coalesce_ms: int = 20
     sched_slice_us: int = DEFAULT_US  # 0: the kernel's default slice (see rt_server.sched)
 
@@ -127,6 +128,7 @@ class Settings:
             records_retention_days=get.integer("RECORDS_RETENTION_DAYS", 30, low=0),
             records_queue=get.integer("RECORDS_QUEUE", 100_000, low=100),
             client_secret_seconds=get.integer("CLIENT_SECRET_SECONDS", 600, low=10, high=7200),
+            client_secrets_per_minute=get.number("CLIENT_SECRETS_PER_MINUTE", 10.0, low=0.1),
             audio_coalesce_ms=get.integer("AUDIO_COALESCE_MS", 20, low=0, high=200),
             sched_slice_us=_slice(get),
         )
