@@ -7,7 +7,9 @@ stops at start-up instead of failing on the first call. Every variable is listed
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, TypeVar, get_args
@@ -25,6 +27,9 @@ SocketKind: TypeAlias = Literal["picows", "aiohttp", "sdk"]  # see rt_server.bac
 Voice: TypeAlias = Literal[
     "alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse"
 ]
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +109,7 @@ class Settings:
             azure_deployment=get.text("AZURE_OPENAI_DEPLOYMENT"),
             azure_api_key=get.text("AZURE_OPENAI_API_KEY"),
             azure_api_version=get.text("AZURE_OPENAI_API_VERSION"),
-            host=get.text("HOST") or "127.0.0.1",
+            host=get.host("HOST") or "127.0.0.1",
             port=get.integer("PORT", 8080, low=0, high=65535),
             profile=profile,
             profiles=profiles,
@@ -276,6 +281,21 @@ class _Reader:
     def text(self, name: str) -> str | None:
         value = self._env.get(name, "").strip()
         return value or None
+
+    def host(self, name: str) -> str | None:
+        """An address to listen on: an IP address, or a host name (checked when bound)."""
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            ipaddress.ip_address(value.strip("[]"))
+            return value.strip("[]")
+        except ValueError:
+            pass
+        labels = value.rstrip(".").split(".")
+        if all(label.isdigit() for label in labels) or not all(map(_HOST_LABEL.fullmatch, labels)):
+            raise ConfigError(f"{name} must be an IP address or a host name, got {value!r}")
+        return value
 
     def url(self, name: str) -> str | None:
         value = self.text(name)
