@@ -84,6 +84,7 @@ class Settings:
     records_url: str | None = field(default=None, repr=False)
     records_retention_days: int = 30
     records_queue: int = 100_000
+    records_max_events: int = 10_000
     client_secret_seconds: int = 600
     client_secrets_per_minute: float = 10.0
     audio_coalesce_ms: int = 20
@@ -132,6 +133,7 @@ class Settings:
             records_url=_records_url(get),
             records_retention_days=get.integer("RECORDS_RETENTION_DAYS", 30, low=0),
             records_queue=get.integer("RECORDS_QUEUE", 100_000, low=100),
+            records_max_events=get.integer("RECORDS_MAX_EVENTS", 10_000, low=100),
             client_secret_seconds=get.integer("CLIENT_SECRET_SECONDS", 600, low=10, high=7200),
             client_secrets_per_minute=get.number("CLIENT_SECRETS_PER_MINUTE", 10.0, low=0.1),
             audio_coalesce_ms=get.integer("AUDIO_COALESCE_MS", 20, low=0, high=200),

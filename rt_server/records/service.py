@@ -54,7 +54,7 @@ async def open_records(
         asyncio.create_task(store.purge_every(PURGE_SECONDS)),
     ]
     try:
-        yield Records(store, Recorder(store))
+        yield Records(store, Recorder(store, max_events=settings.records_max_events))
     finally:
         for task in tasks:
             task.cancel()
