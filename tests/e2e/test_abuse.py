@@ -422,7 +422,7 @@ async def test_soak_of_text_turns_on_the_built_in_emulator_keeps_nothing() -> No
             tracemalloc.stop()
     # Both counts hold the last round's sessions still closing; the difference is what 200
     # sessions left behind (22 KB each before: the emulator's word-tone cache grew to 64 MB).
-    assert after - before < 1_000_000, f"{(after - before) / 1e3:.0f} KB kept by 200 sessions"
+    assert after - before < 2_000_000, f"{(after - before) / 1e3:.0f} KB kept by 200 sessions"
 
 
 # ------------------------------------------------------------ item 7: typed-turn rate
