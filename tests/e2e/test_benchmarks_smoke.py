@@ -118,7 +118,8 @@ def test_hotpath(results: dict[str, Path]) -> None:
     data = load(results, "hotpath")
     assert data["us_per_call"]
     # up to a second: a full garbage collection of the start-up heap takes about 0.1 s
-    assert all(0 < us < 1_000_000 for us in data["us_per_call"].values())
+    odd = {piece: us for piece, us in data["us_per_call"].items() if not 0 < us < 1_000_000}
+    assert not odd
     assert any("start-up frozen" in piece for piece in data["us_per_call"])
 
 
