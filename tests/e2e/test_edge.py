@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from dataclasses import replace
 
 import httpx
@@ -13,10 +15,13 @@ import orjson
 from websockets.exceptions import ConnectionClosed
 
 from rt_server.config import Settings
+from rt_server.edge import EDGE_PROTOCOL
 from rt_server.edge.http import MAX_HEAD_BYTES
 from rt_server.edge.sockets import CLOSE_TIMEOUT
 from rt_server.emulator import EmulatorConfig, RunningEmulator, run_emulator
+from rt_server.serving import free_port
 from tests.conftest import openai_settings
+from tests.e2e.test_shutdown import wait_until_listening
 from tests.support.harness import (
     client,
     connected,
@@ -231,3 +236,27 @@ async def test_the_compat_edge_keeps_the_same_bound_on_a_stalled_reader() -> Non
                         while emulator.state.active_connections:
                             await asyncio.sleep(0.05)
             assert emulator.state.active_connections == 0
+
+
+async def test_uvicorns_command_line_can_serve_the_fast_edge() -> None:
+    """``uvicorn rt_server.main:app --ws rt_server.edge.asgi:EdgeProtocol --http
+    rt_server.edge.http:EdgeHttpProtocol`` (docs/performance.md): sessions on picows, whose
+    frame cap answers from the header."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_"))}
+    env |= {"BACKEND": "emulator", "SCHED_SLICE_US": "0", "LOG_LEVEL": "WARNING"}
+    argv = ["-m", "uvicorn", "rt_server.main:app", "--port", str(port)]
+    argv += ["--ws", EDGE_PROTOCOL, "--http", "rt_server.edge.http:EdgeHttpProtocol"]
+    process = await asyncio.create_subprocess_exec(sys.executable, *argv, env=env)
+    try:
+        await wait_until_listening(port, process)
+        async with open_websocket(f"ws://127.0.0.1:{port}/realtime") as ws:
+            await welcomed(ws)
+            ws.writer.write(frame_header(TEXT, 15 * 1024 * 1024))
+            async with asyncio.timeout(SLACK):
+                code, reason = await ws.read_until_close()
+        assert code == 1009
+        assert "262144" in reason
+    finally:
+        process.kill()
+        await process.wait()
