@@ -94,8 +94,9 @@ def offered_protocols(headers: Mapping[str, str]) -> list[str]:
 
 
 def chosen_protocol(headers: Mapping[str, str]) -> str | None:
-    """The subprotocol to accept: a browser that offered any requires one back."""
+    """The subprotocol to accept: a browser that offered any requires one back. Never a
+    ``bearer.<token>`` entry (a credential in the response); offered alone, none is
+    chosen (a browser then fails the handshake: it must offer a plain one beside it)."""
     offered = offered_protocols(headers)
     plain = [entry for entry in offered if not entry.startswith(TOKEN_PROTOCOL_PREFIX)]
-    candidates = plain or offered
-    return candidates[0] if candidates else None
+    return plain[0] if plain else None
