@@ -83,14 +83,18 @@ export namespace Conversation {
     message: string;
     retry_after?: number;
   }
-  /** Server: the assistant finished (or was interrupted: ``status``). */
+  /** Server: the assistant finished (or was interrupted: ``status``); ``message`` for
+people, e.g. "AI response completed". */
   export interface ResponseDone {
     type: "response_done";
     status?: string;
+    message: string;
   }
-  /** Server: the assistant is ready. */
+  /** Server: the assistant is ready (``message``: for people, e.g. "Connected to the
+Realtime API"). */
   export interface SessionReady {
     type: "session_ready";
+    message: string;
   }
   /** Server: the user started speaking; stop playback now. */
   export interface SpeechStarted {
