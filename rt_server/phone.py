@@ -19,9 +19,14 @@ from rt_server.dialects import find
 from rt_server.http_errors import ApiError, deny
 from rt_server.runtime import RuntimeDep, runtime_of
 
+#: ``/twiml`` answers them all: Twilio is configured with GET or POST, and the demo's
+#: server (Express ``app.all``) answered any.
+TWIML_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
 
 def mount_phone(app: FastAPI) -> None:
-    """Add ``/twiml`` (GET and POST), ``/public-url`` and ``/call`` to ``app``."""
+    """Add ``/twiml`` (every method, as the Twilio demo's ``app.all``), ``/public-url`` and
+    ``/call`` to ``app``."""
 
     async def twiml(request: Request, runtime: RuntimeDep) -> Response:
         """TwiML connecting a phone call to ``/call`` (docs/phone.md)."""
@@ -34,10 +39,12 @@ def mount_phone(app: FastAPI) -> None:
 
     @app.get("/public-url")
     async def public_url(request: Request, runtime: RuntimeDep) -> dict[str, str]:
-        """Where Twilio reaches this server: the TwiML webhook and the stream URL."""
+        """Where Twilio reaches this server: the TwiML webhook and the stream URL
+        (``publicUrl`` is the Twilio demo frontend's key)."""
         settings = runtime.settings
         base = settings.public_url or str(request.base_url).rstrip("/")
         return {
+            "publicUrl": base,
             "public_url": base,
             "twiml_url": f"{base}/twiml",
             "stream_url": twilio_http.stream_url(settings.public_url, str(request.base_url)),
@@ -63,7 +70,7 @@ def mount_phone(app: FastAPI) -> None:
         dialect = find("twilio", runtime.dialects)
         await serve_session(websocket, dialect, authenticated=bool(token))
 
-    for method in ("GET", "POST"):
+    for method in TWIML_METHODS:
         app.add_api_route("/twiml", twiml, methods=[method], operation_id=f"twiml_{method.lower()}")
 
 
