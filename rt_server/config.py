@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, TypeVar, get_args
 from urllib.parse import urlsplit
 
+from rt_server.access import is_loopback
 from rt_server.errors import ConfigError
 from rt_server.profile import Eagerness, NoiseReduction, Profile, TurnDetection
 from rt_server.profiles import load_profiles
@@ -61,6 +62,7 @@ class Settings:
     profiles: dict[str, Profile] = field(default_factory=dict)
     client_tokens: tuple[str, ...] = field(default=(), repr=False)
     admin_token: str | None = field(default=None, repr=False)
+    admin_local: bool = False  # loopback callers use the admin endpoints without the token
     allowed_origins: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     tool_modules: tuple[str, ...] = ()
@@ -106,6 +108,7 @@ class Settings:
             profiles=profiles,
             client_tokens=get.items("CLIENT_TOKENS"),
             admin_token=get.text("ADMIN_TOKEN"),
+            admin_local=get.flag("ADMIN_LOCAL", False),
             allowed_origins=get.items("ALLOWED_ORIGINS"),
             cors_origins=get.items("CORS_ORIGINS"),
             tool_modules=get.items("RT_TOOLS"),
@@ -136,7 +139,13 @@ class Settings:
         return self.profiles.get(name)
 
     def check(self) -> None:
-        """Raise :class:`ConfigError` when the chosen backend lacks what it needs."""
+        """Raise :class:`ConfigError` when the chosen backend lacks what it needs, or
+        ``ADMIN_LOCAL`` is on where others can reach the server."""
+        if self.admin_local and not is_loopback(self.host):
+            raise ConfigError(
+                f"ADMIN_LOCAL=true is for local development: HOST must be a loopback address "
+                f"(127.0.0.1, ::1, localhost), got {self.host!r}"
+            )
         if self.backend == "openai" and not self.openai_api_key:
             raise ConfigError("OPENAI_API_KEY is required when BACKEND=openai")
         if self.backend == "azure":

@@ -8,7 +8,6 @@ fails fast on a bad variable, and tests pass their own settings and backend.
 from __future__ import annotations
 
 import gc
-import ipaddress
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rt_server import client_secrets, http_errors
+from rt_server import access, client_secrets, http_errors
 from rt_server.backends import Backend, create_backend
 from rt_server.config import Settings, load_settings
 from rt_server.dialects import DIALECTS, Dialect
@@ -150,13 +149,13 @@ class _SettingsCORS:
 
 
 def _warn_about_exposure(settings: Settings) -> None:
-    if settings.client_tokens:
-        return
-    try:
-        loopback = ipaddress.ip_address(settings.host).is_loopback
-    except ValueError:
-        loopback = settings.host == "localhost"
-    if loopback:
+    if settings.admin_local:
+        logger.warning(
+            "ADMIN_LOCAL=true: callers on this machine use /logs, /monitor and the admin APIs "
+            "without ADMIN_TOKEN (requests through a proxy header such as X-Forwarded-For, "
+            "as ngrok sends, still need it). For local development only."
+        )
+    if settings.client_tokens or access.is_loopback(settings.host):
         return
     logger.warning(
         "listening on {} with no client authentication: anyone who can reach this port can "

@@ -51,6 +51,16 @@ def mount_routes(app: FastAPI, dialects: tuple[Dialect, ...]) -> None:
         """JSON Schema of every client and server message of each dialect."""
         return schemas(runtime.dialects)
 
+    @app.websocket("/monitor")
+    async def monitor(websocket: WebSocket) -> None:
+        """The live monitor feed of every session (docs/monitor.md); admin token."""
+        runtime = runtime_of(websocket)
+        if (refused := admin_refused(websocket, runtime.settings)) is not None:
+            await deny(websocket, refused)
+            return
+        await websocket.accept()
+        await runtime.monitor.serve(websocket)
+
     @app.websocket("/logs")
     async def logs(websocket: WebSocket) -> None:
         """The live monitor feed of every session (docs/monitor.md); admin token."""
