@@ -204,3 +204,50 @@ export namespace Twilio {
   }
   export type ServerMessage = OutMedia | OutMark | OutClear;
 }
+
+export namespace Logs {
+  export interface FunctionCallOutput {
+    type: "function_call_output";
+    call_id: string;
+    output: string;
+  }
+  /** A function the model may call; the operator answers its calls. */
+  export interface FunctionTool {
+    type: "function";
+    name: string;
+    description?: string;
+    parameters?: unknown;
+  }
+  /** Console: the output of a function call of a tool the console declared. */
+  export interface ItemCreate {
+    type: "conversation.item.create";
+    item: FunctionCallOutput;
+    event_id?: string;
+    previous_item_id?: string;
+  }
+  /** The ``session`` of a console's ``session.update``. */
+  export interface OperatorSession {
+    instructions?: string;
+    voice?: "alloy" | "ash" | "ballad" | "cedar" | "coral" | "echo" | "marin" | "sage" | "shimmer" | "verse";
+    tools?: Array<FunctionTool>;
+  }
+  /** Console: ask the model to reply (after a function call's output). */
+  export interface ResponseCreate {
+    type: "response.create";
+    event_id?: string;
+  }
+  /** Console: configure the followed call now and every call after it. */
+  export interface SessionUpdate {
+    type: "session.update";
+    session: OperatorSession;
+    event_id?: string;
+  }
+  export type ClientMessage = SessionUpdate | ItemCreate | ResponseCreate;
+  export interface ErrorDetail {
+    type: "invalid_request_error";
+    code: string;
+    message: string;
+    event_id?: string;
+  }
+  export type ServerMessage = unknown;
+}

@@ -51,9 +51,11 @@ async def serve_session(
     socket = await accept(websocket, access.chosen_protocol(headers), settings.limits)
     session = Session(socket, translator, services)
     runtime.sessions.add(session)
+    runtime.call_logs.attach(session)
     try:
         await session.run()
     finally:
+        runtime.call_logs.detach(session)
         runtime.sessions.discard(session)
         if runtime.draining and not runtime.sessions:
             runtime.drained.set()

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rt_server import access, client_secrets, http_errors
 from rt_server.backends import Backend, create_backend
+from rt_server.call_logs import CallLogs
 from rt_server.config import Settings, load_settings
 from rt_server.dialects import DIALECTS, Dialect
 from rt_server.edge import EDGE_PROTOCOL
@@ -85,7 +86,9 @@ def create_app(
             services = Services(
                 started, resolved.limits, registry, metrics, everyone, record_audio=audio_dir
             )
-            runtime = app.state.runtime = Runtime(resolved, services, monitor, records, dialects)
+            runtime = app.state.runtime = Runtime(
+                resolved, services, monitor, records, dialects, call_logs=CallLogs(monitor.buffer)
+            )
             async with drain_on_signal(runtime):
                 if own_process:
                     _tune_process(resolved)

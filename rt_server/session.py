@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,9 @@ class Session:
         self._started = time.monotonic()
         self._last_seen = self._last_backend = self._started
         self._drain_until: float | None = None
+        #: Called with every backend event before it is translated (a ``/logs`` follower);
+        #: it must return at once.
+        self.tap: Callable[[BackendEvent], None] | None = None
         self._recording = (
             AudioRecording(services.record_audio, self.id, translator.audio_format)
             if services.record_audio is not None
@@ -291,6 +294,8 @@ class Session:
 
     def _backend_event(self, event: BackendEvent) -> None:
         now = self._last_backend = time.monotonic()
+        if self.tap is not None:
+            self.tap(event)
         configured = self._configured
         if configured is not None and not configured.done():
             try:
@@ -388,6 +393,12 @@ class Session:
         if connection is not None:
             asyncio.get_running_loop().create_task(connection.aclose())
             self._backend_lost(connection, BackendClosed("the reply was abandoned"))
+
+    def operate(self, out: Outbox) -> None:
+        """Act on what the translator returned for an operator (a ``/logs`` client): the
+        same as for the session's own client; ignored once the session is ending."""
+        if not self._ended.done():
+            self._guard(self._apply, out)
 
     # ------------------------------------------------------------------- the client socket
 
