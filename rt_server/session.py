@@ -104,7 +104,14 @@ class _Backend:
 class Session:
     """One client, speaking one dialect, with its own backend connection."""
 
-    def __init__(self, socket: ClientSocket, translator: Translator, services: Services) -> None:
+    def __init__(
+        self,
+        socket: ClientSocket,
+        translator: Translator,
+        services: Services,
+        *,
+        discussion: str | None = None,
+    ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.log = logger.bind(session=self.id)
         self.counters = Counters()
@@ -139,6 +146,7 @@ class Session:
             translator.profile.name,
             time.time(),
             socket.peer,
+            discussion,
         )
 
     # ----------------------------------------------------------------------------- lifecycle
