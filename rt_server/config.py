@@ -78,6 +78,7 @@ class Settings:
     records_url: str | None = field(default=None, repr=False)
     records_retention_days: int = 30
     records_queue: int = 100_000
+    discussions_dir: str | None = None  # transcript files of discussions (None: no files)
     client_secret_seconds: int = 600
     audio_coalesce_ms: int = 20
     sched_slice_us: int = DEFAULT_US  # 0: the kernel's default slice (see rt_server.sched)
@@ -125,6 +126,7 @@ class Settings:
             records_url=_records_url(get),
             records_retention_days=get.integer("RECORDS_RETENTION_DAYS", 30, low=0),
             records_queue=get.integer("RECORDS_QUEUE", 100_000, low=100),
+            discussions_dir=_discussions_dir(get),
             client_secret_seconds=get.integer("CLIENT_SECRET_SECONDS", 600, low=10, high=7200),
             audio_coalesce_ms=get.integer("AUDIO_COALESCE_MS", 20, low=0, high=200),
             sched_slice_us=_slice(get),
@@ -235,6 +237,12 @@ def _slice(get: _Reader) -> int:
     if not valid(us):
         raise ConfigError(f"SCHED_SLICE_US must be 0 or between {MIN_US} and {MAX_US}, got {us}")
     return us
+
+
+def _discussions_dir(get: _Reader) -> str | None:
+    """DISCUSSIONS_DIR (default ``discussions``); ``off``: no transcript files."""
+    value = get.text("DISCUSSIONS_DIR") or "discussions"
+    return None if value.lower() == "off" else value
 
 
 def _records_url(get: _Reader) -> str | None:

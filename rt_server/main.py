@@ -32,6 +32,7 @@ from rt_server.monitor import Monitor
 from rt_server.observe import Observer
 from rt_server.phone import mount_phone
 from rt_server.records import api as records_api
+from rt_server.records import discussion_api
 from rt_server.records.service import open_records
 from rt_server.routes import mount_routes
 from rt_server.runtime import Runtime, runtime_of
@@ -101,6 +102,7 @@ def create_app(
     mount_routes(app, dialects)
     mount_phone(app)
     app.include_router(records_api.router)
+    app.include_router(discussion_api.router)
     app.include_router(client_secrets.router)
     mount_web_client(app)
     return app
