@@ -81,6 +81,7 @@ class Settings:
     discussions_dir: str | None = None  # transcript files of discussions (None: no files)
     client_secret_seconds: int = 600
     audio_coalesce_ms: int = 20
+    temperature: float | None = None  # the Azure preview path's sampling temperature
     sched_slice_us: int = DEFAULT_US  # 0: the kernel's default slice (see rt_server.sched)
 
     @classmethod
@@ -129,6 +130,7 @@ class Settings:
             discussions_dir=_discussions_dir(get),
             client_secret_seconds=get.integer("CLIENT_SECRET_SECONDS", 600, low=10, high=7200),
             audio_coalesce_ms=get.integer("AUDIO_COALESCE_MS", 20, low=0, high=200),
+            temperature=_temperature(get),
             sched_slice_us=_slice(get),
         )
         settings.check()
@@ -229,6 +231,16 @@ def _limits(get: _Reader) -> Limits:
         ),
         reconnect_attempts=get.integer("RECONNECT_ATTEMPTS", default.reconnect_attempts, low=0),
     )
+
+
+def _temperature(get: _Reader) -> float | None:
+    """TEMPERATURE: 0.6 to 1.2 (the range the preview Realtime API accepts), or unset."""
+    if get.text("TEMPERATURE") is None:
+        return None
+    value = get.number("TEMPERATURE", 0.8, low=0.0)
+    if not 0.6 <= value <= 1.2:
+        raise ConfigError(f"TEMPERATURE must be between 0.6 and 1.2, got {value:g}")
+    return value
 
 
 def _slice(get: _Reader) -> int:

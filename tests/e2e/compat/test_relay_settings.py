@@ -1,0 +1,62 @@
+"""The modular relay's settings: ``TEMPERATURE``, ``LOG_EVENTS`` and ``WEATHER_INSTRUCTIONS``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from loguru import logger
+
+from rt_server.config import Settings
+from rt_server.emulator import RunningEmulator
+from rt_server.errors import ConfigError
+from tests.conftest import azure_settings, openai_settings
+from tests.e2e.test_e2e import text_turn
+from tests.support.harness import running_server
+
+
+@contextmanager
+def captured(level: str = "DEBUG") -> Iterator[list[str]]:
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level=level)
+    try:
+        yield lines
+    finally:
+        logger.remove(sink)
+
+
+def test_temperature_is_checked_at_start_up() -> None:
+    assert Settings.from_env({"TEMPERATURE": "0.7"}).temperature == 0.7
+    assert Settings.from_env({}).temperature is None
+    for bad in ("0.5", "1.3", "warm"):
+        with pytest.raises(ConfigError, match="TEMPERATURE"):
+            Settings.from_env({"TEMPERATURE": bad})
+
+
+async def test_temperature_reaches_the_azure_preview_session(emulator: RunningEmulator) -> None:
+    settings = azure_settings(
+        emulator.http_url, azure_api_version="2025-04-01-preview", temperature=0.7
+    )
+    with captured("WARNING") as lines:
+        async with running_server(settings) as server:
+            turn = await text_turn(server.ws_url, "warm or cold", emulator)
+    assert "warm or cold" in turn.text
+    [connection] = turn.connections
+    assert connection["dialect"] == "beta"
+    assert connection["temperature"] == 0.7  # as the beta session.update carried it
+    assert not [line for line in lines if "TEMPERATURE" in line]
+
+
+async def test_temperature_on_the_ga_api_is_one_start_up_warning(
+    emulator: RunningEmulator,
+) -> None:
+    settings = openai_settings(emulator.http_url, temperature=0.9)
+    with captured("WARNING") as lines:
+        async with running_server(settings) as server:
+            turn = await text_turn(server.ws_url, "ga has none", emulator)
+            await text_turn(server.ws_url, "still none", emulator)
+    assert "ga has none" in turn.text  # the GA session was not refused
+    warnings = [line for line in lines if "TEMPERATURE" in line]
+    assert len(warnings) == 1
+    assert "GA Realtime API has no temperature" in warnings[0]
