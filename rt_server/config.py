@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from rt_server.access import is_loopback
 from rt_server.errors import ConfigError
+from rt_server.logs import Category, parse_log_events
 from rt_server.profile import Eagerness, NoiseReduction, Profile, TurnDetection
 from rt_server.profiles import load_profiles
 from rt_server.sched import DEFAULT_US, MAX_US, MIN_US, valid
@@ -69,6 +70,7 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
     log_json: bool = False
+    log_events: dict[Category, str] = field(default_factory=dict)  # LOG_EVENTS, by category
     limits: Limits = field(default_factory=Limits)
     public_url: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
@@ -119,6 +121,7 @@ class Settings:
                 "LOG_LEVEL", ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR"), "INFO"
             ),
             log_json=get.flag("LOG_JSON", False),
+            log_events=parse_log_events(get.text("LOG_EVENTS") or ""),
             limits=_limits(get),
             public_url=get.url("PUBLIC_URL"),
             twilio_auth_token=get.text("TWILIO_AUTH_TOKEN"),

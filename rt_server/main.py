@@ -26,7 +26,7 @@ from rt_server.config import Settings, load_settings
 from rt_server.dialects import DIALECTS, Dialect
 from rt_server.edge import EDGE_PROTOCOL
 from rt_server.errors import ConfigError
-from rt_server.logs import configure_logging
+from rt_server.logs import configure_logging, message_categories
 from rt_server.metrics import Metrics
 from rt_server.monitor import Monitor
 from rt_server.observe import Observer
@@ -66,7 +66,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or load_settings()
         if settings is None:
-            configure_logging(resolved.log_level, json=resolved.log_json)
+            configure_logging(
+                resolved.log_level, json=resolved.log_json, events=resolved.log_events
+            )
         _warn_about_exposure(resolved)
         if resolved.backend == "emulator" and backend is None:
             logger.warning(
@@ -85,7 +87,13 @@ def create_app(
             everyone = (*observers, monitor, *records.observers)
             audio_dir = Path(resolved.record_audio_dir) if resolved.record_audio_dir else None
             services = Services(
-                started, resolved.limits, registry, metrics, everyone, record_audio=audio_dir
+                started,
+                resolved.limits,
+                registry,
+                metrics,
+                everyone,
+                record_audio=audio_dir,
+                message_logs=message_categories(resolved.log_level, resolved.log_events),
             )
             runtime = app.state.runtime = Runtime(
                 resolved, services, monitor, records, dialects, call_logs=CallLogs(monitor.buffer)
@@ -179,7 +187,7 @@ def run() -> None:
     except ConfigError as exc:
         print(f"rt-server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.log_level, json=settings.log_json, events=settings.log_events)
     uvicorn.run(
         create_app(settings, own_process=True),
         host=settings.host,

@@ -11,9 +11,10 @@ from loguru import logger
 from rt_server.config import Settings
 from rt_server.emulator import RunningEmulator
 from rt_server.errors import ConfigError
+from rt_server.logs import configure_logging, parse_log_events
 from tests.conftest import azure_settings, openai_settings
 from tests.e2e.test_e2e import text_turn
-from tests.support.harness import running_server
+from tests.support.harness import client, connected, is_type, running_server, send_json, until
 
 
 @contextmanager
@@ -60,3 +61,50 @@ async def test_temperature_on_the_ga_api_is_one_start_up_warning(
     warnings = [line for line in lines if "TEMPERATURE" in line]
     assert len(warnings) == 1
     assert "GA Realtime API has no temperature" in warnings[0]
+
+
+def test_log_events_are_parsed_and_checked() -> None:
+    events = "connection:info,client:debug,backend:INFO, audio:off ,errors:warning"
+    settings = Settings.from_env({"LOG_EVENTS": events})
+    assert settings.log_events == {
+        "connection": "INFO",
+        "client": "DEBUG",
+        "backend": "INFO",
+        "audio": "OFF",
+        "errors": "WARNING",
+    }
+    assert Settings.from_env({}).log_events == {}
+    for bad in ("api:debug", "client:loud", "client"):
+        with pytest.raises(ConfigError, match="LOG_EVENTS"):
+            Settings.from_env({"LOG_EVENTS": bad})
+
+
+@pytest.mark.parametrize("audio", [False, True])
+async def test_log_events_set_a_level_per_category(
+    emulator: RunningEmulator, capfd: pytest.CaptureFixture[str], audio: bool
+) -> None:
+    spec = "connection:info,backend:info,"
+    spec += "client:off,audio:debug" if audio else "client:debug,audio:off"
+    events = parse_log_events(spec)
+    settings = openai_settings(emulator.http_url, log_events=events)
+    configure_logging(settings.log_level, events=events)
+    try:
+        async with running_server(settings) as server:
+            async with client(server.ws_url, max_queue=None) as ws:
+                await connected(ws)
+                await ws.send(b"\x00\x01" * 480)  # 20 ms of audio
+                await send_json(ws, {"type": "user_message", "text": "log me"})
+                await until(ws, is_type("control", "text_done"))
+    finally:
+        logger.remove()
+        logger.add(lambda message: None)
+    lines = capfd.readouterr().err.splitlines()
+    client_lines = [
+        line for line in lines if "< client text (" in line or "> client control (" in line
+    ]
+    audio_lines = [line for line in lines if "audio frame (" in line or "B of audio" in line]
+    assert any("session start" in line for line in lines)  # connection: info
+    assert bool(audio_lines) is audio
+    assert bool(client_lines) is not audio
+    assert not [line for line in lines if "> backend conversation.item.create" in line]
+    assert "log me" not in "\n".join(lines)  # sizes and types, never the text
