@@ -494,8 +494,9 @@ class Session:
     async def _run_tool(self, call: ToolCall) -> None:
         self.log.info("> tool {} ({} B of arguments)", call.name, len(call.arguments))
         self._metrics.tool_calls.labels(call.name).inc()
-        output = await self._services.tools.run(call)
-        self._apply(self.translator.tool_result(call, output))
+        tools = self._services.tools
+        output = await tools.run(call)
+        self._apply(self.translator.tool_result(call, output, tools.reply_instructions(call.name)))
 
     async def _record(self, recording: AudioRecording) -> None:
         """Write recorded audio about once a second, off the audio path."""

@@ -169,6 +169,8 @@ class Translator:
     #: answers; the session does not run them.
     operator_tools: list[dict[str, Any]] = field(default_factory=list)
     operator_calls: dict[str, str] = field(default_factory=dict)  # call id -> tool name
+    #: The instructions of the next reply (a tool's ``reply_instructions``), once.
+    reply_instructions: str | None = None
     reply_due: bool = False
     reply_on_commit: bool = False
     _serial: int = 0
@@ -299,9 +301,12 @@ class Translator:
         self._truncate(now, out)
         return out
 
-    def tool_result(self, call: ToolCall, output: str) -> Outbox:
-        """Give the model a tool's output; ask for the next reply once all are in."""
+    def tool_result(self, call: ToolCall, output: str, instructions: str | None = None) -> Outbox:
+        """Give the model a tool's output; ask for the next reply once all are in
+        (``instructions``: that reply's, the tool's way of describing its result)."""
         self.pending_calls.discard(call.call_id)
+        if instructions is not None:
+            self.reply_instructions = instructions
         item = {"type": "function_call_output", "call_id": call.call_id, "output": output}
         out = Outbox(
             backend=[{"type": "conversation.item.create", "item": item}],
@@ -497,7 +502,12 @@ class Translator:
         if self.reply_due and not self.pending_calls and not self.responding:
             self.reply_due = False
             self.responding = True  # a response is on its way; do not ask twice
-            out.backend.append({"type": "response.create"})
+            if self.reply_instructions is not None:
+                response = {"instructions": self.reply_instructions}
+                self.reply_instructions = None
+                out.backend.append({"type": "response.create", "response": response})
+            else:
+                out.backend.append({"type": "response.create"})
 
     def _truncate(self, now: float, out: Outbox) -> None:
         """Cut the playing item at what the client can have heard, never past it."""

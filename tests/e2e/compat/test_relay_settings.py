@@ -5,16 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import pytest
 from loguru import logger
 
+from rt_server.backends import create_backend
 from rt_server.config import Settings
-from rt_server.emulator import RunningEmulator
+from rt_server.emulator import EmulatorConfig, RunningEmulator, run_emulator
+from rt_server.emulator.config import Rule
+from rt_server.emulator.config import ToolCall as ScriptedCall
 from rt_server.errors import ConfigError
 from rt_server.logs import configure_logging, parse_log_events
+from rt_server.tools.weather import DEFAULT_INSTRUCTIONS, weather_registry
 from tests.conftest import azure_settings, openai_settings
 from tests.e2e.test_e2e import text_turn
-from tests.support.harness import client, connected, is_type, running_server, send_json, until
+from tests.support.harness import (
+    client,
+    connected,
+    is_type,
+    running_server,
+    send_json,
+    text_of,
+    until,
+)
+from tests.support.tap import TapBackend
 
 
 @contextmanager
@@ -108,3 +122,41 @@ async def test_log_events_set_a_level_per_category(
     assert bool(client_lines) is not audio
     assert not [line for line in lines if "> backend conversation.item.create" in line]
     assert "log me" not in "\n".join(lines)  # sizes and types, never the text
+
+
+def open_meteo(request: httpx.Request) -> httpx.Response:
+    """Open-Meteo's two endpoints, answering for Paris (the only network the tool uses)."""
+    if "search" in request.url.path:
+        return httpx.Response(
+            200, json={"results": [{"name": "Paris", "latitude": 48.85, "longitude": 2.35}]}
+        )
+    return httpx.Response(200, json={"current": {"temperature_2m": 12.5, "wind_speed_10m": 9.0}})
+
+
+@pytest.mark.parametrize("instructions", [None, "Answer like a shipping forecast."])
+async def test_the_weather_reply_follows_weather_instructions(instructions: str | None) -> None:
+    rule = Rule(match="weather", tool_call=ScriptedCall("get_weather", {"city": "Paris"}))
+    async with run_emulator(EmulatorConfig(rules=(rule,))) as emulator:
+        settings = openai_settings(emulator.http_url)
+        backend = TapBackend(create_backend(settings))
+        given = {} if instructions is None else {"instructions": instructions}
+        tools = weather_registry(
+            "https://weather.test/v1/forecast",
+            "https://geo.test/v1/search",
+            httpx.MockTransport(open_meteo),
+            **given,
+        )
+        async with running_server(settings, backend, tools=tools) as server:
+            async with client(server.ws_url, max_queue=None) as ws:
+                await connected(ws)
+                await send_json(ws, {"type": "user_message", "text": "what is the weather?"})
+                said = ""
+                while "get_weather tool says" not in said:  # the reply after the tool's output
+                    _, frames = await until(ws, is_type("control", "text_done"))
+                    said = text_of(frames)
+    [conn] = backend.connections
+    asked = conn.of_type("response.create", sent=True)
+    assert len(asked) == 2  # the question, then the reply after the tool's output
+    assert "response" not in asked[0]
+    assert asked[1]["response"]["instructions"] == (instructions or DEFAULT_INSTRUCTIONS)
+    assert DEFAULT_INSTRUCTIONS.startswith("Describe the weather in a conversational way")
