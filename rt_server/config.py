@@ -76,6 +76,9 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     public_url: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_account_sid: str | None = None  # with the auth token: POST /make-call
+    twilio_phone_number: str | None = None  # the caller id of outbound calls
+    twilio_api_url: str = "https://api.twilio.com"
     monitor_buffer: int = 1000
     record_audio_dir: str | None = None
     # Conversation records: an async SQLAlchemy URL (None: not recorded; see _records_url).
@@ -127,6 +130,9 @@ class Settings:
             limits=_limits(get),
             public_url=get.url("PUBLIC_URL"),
             twilio_auth_token=get.text("TWILIO_AUTH_TOKEN"),
+            twilio_account_sid=get.text("TWILIO_ACCOUNT_SID"),
+            twilio_phone_number=get.text("TWILIO_PHONE_NUMBER"),
+            twilio_api_url=get.url("TWILIO_API_URL") or "https://api.twilio.com",
             monitor_buffer=get.integer("MONITOR_BUFFER", 1000, low=1),
             record_audio_dir=get.text("RECORD_AUDIO_DIR"),
             records_url=_records_url(get),
