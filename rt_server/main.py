@@ -164,9 +164,9 @@ class _SettingsCORS:
 def _warn_about_exposure(settings: Settings) -> None:
     if settings.admin_local:
         logger.warning(
-            "ADMIN_LOCAL=true: callers on this machine use /logs, /monitor, /make-call and the admin APIs "
-            "without ADMIN_TOKEN (requests through a proxy header such as X-Forwarded-For, "
-            "as ngrok sends, still need it). For local development only."
+            "ADMIN_LOCAL=true: callers on this machine use /logs, /monitor, /make-call and the "
+            "admin APIs without ADMIN_TOKEN (requests through a proxy header such as "
+            "X-Forwarded-For, as ngrok sends, still need it). For local development only."
         )
     if settings.client_tokens or access.is_loopback(settings.host):
         return
