@@ -167,7 +167,8 @@ def shared_servers(
         return
     profile = args.out / "rt_server_profile" if args.profile else None
     env = dict(item.split("=", 1) for item in args.env)
-    with procs.pair(root, profile=profile, trace=args.stamps, env=env) as pair:
+    voice = "voice" in scenarios
+    with procs.pair(root, profile=profile, trace=args.stamps, env=env, voice=voice) as pair:
         if args.pin:
             meta["placement"] = procs.pin(pair)
         meta["slices"] = procs.slices(pair)

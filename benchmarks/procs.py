@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, TypeAlias
@@ -313,19 +313,28 @@ class Pair:
     emulator: Child
     server: Child
     relay: Child
-    reference: Child
-    haproxy: Child
+    reference: Child | None = None  # started for the voice scenario only
+    haproxy: Child | None = None
 
     @property
     def ports(self) -> dict[Way, int]:
         """Where each way connects."""
-        return {
+        ports: dict[Way, int] = {
             "through": self.server.port,
             "direct": self.emulator.port,
             "relay": self.relay.port,
-            "reference": self.reference.port,
-            "haproxy": self.haproxy.port,
         }
+        if self.reference is not None:
+            ports["reference"] = self.reference.port
+        if self.haproxy is not None:
+            ports["haproxy"] = self.haproxy.port
+        return ports
+
+    @property
+    def relays(self) -> list[Child]:
+        """What runs in rt_server's place: the floor relay, and the reference relay and
+        HAProxy when they were started."""
+        return [c for c in (self.relay, self.reference, self.haproxy) if c is not None]
 
 
 @contextmanager
@@ -336,7 +345,9 @@ def pair(
     profiler: str = "cprofile",
     trace: Path | None = None,
     env: Mapping[str, str] | None = None,
+    voice: bool = True,
 ) -> Iterator[Pair]:
+    """The shared processes; ``voice``: with the reference relay and HAProxy too."""
     with (
         emulator(root) as emu,
         rt_server(
@@ -348,9 +359,13 @@ def pair(
             env=env,
         ) as srv,
         relay(emu.port, root, slice_us=slice_of(env)) as floor,
-        reference(emu.port, root, slice_us=slice_of(env)) as best,
-        haproxy(emu.port, root) as compiled,
+        ExitStack() as stack,
     ):
+        if not voice:
+            yield Pair(emu, srv, floor)
+            return
+        best = stack.enter_context(reference(emu.port, root, slice_us=slice_of(env)))
+        compiled = stack.enter_context(haproxy(emu.port, root))
         yield Pair(emu, srv, floor, best, compiled)
 
 
@@ -385,7 +400,7 @@ def pin(pair: Pair, harness: int = 0) -> str:
     if len(cpus) < 2:
         return "not pinned (one CPU)"
     own, rest = {cpus[-1]}, set(cpus[:-1])
-    for child in (pair.server, pair.relay, pair.reference, pair.haproxy):
+    for child in (pair.server, *pair.relays):
         child.process.cpu_affinity(sorted(own))
     pair.emulator.process.cpu_affinity(sorted(rest))
     os.sched_setaffinity(harness, rest)

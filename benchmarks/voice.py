@@ -337,6 +337,8 @@ def run(
     rows: list[dict[str, Any]] = []
     with procs.using(shared, root) as servers:
         srv, ports = servers.server, servers.ports
+        if servers.reference is None or servers.haproxy is None:
+            raise RuntimeError("the voice scenario runs beside the reference relay and HAProxy")
         watched = {
             "rt_server": srv,
             "emulator": servers.emulator,
