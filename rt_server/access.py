@@ -10,6 +10,7 @@ compared in constant time.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
@@ -45,10 +46,14 @@ def admin_refusal(
     *,
     token: str | None,
     origins: tuple[str, ...],
+    local: bool = False,
 ) -> Refusal | None:
-    """Whether a caller may use the admin endpoints (no ``token`` configured: nobody)."""
+    """Whether a caller may use the admin endpoints (no ``token`` configured: nobody;
+    ``local``: ``ADMIN_LOCAL`` is on and the caller is on this machine, no token needed)."""
     if not origin_allowed(headers.get("origin"), origins):
         return Refusal(403, "forbidden_origin", "this Origin may not connect")
+    if local:
+        return None
     if token is None:
         return Refusal(403, "admin_disabled", "the admin endpoints are off: set ADMIN_TOKEN")
     if not token_allowed(presented_token(headers, query), (token,)):
@@ -56,6 +61,26 @@ def admin_refusal(
             401, "unauthorized", "a valid admin token is required: Authorization: Bearer <token>"
         )
     return None
+
+
+#: Headers a proxy or tunnel adds: a request carrying one came from elsewhere, even though
+#: its TCP peer (the proxy, ngrok's agent) is on this machine.
+FORWARDED_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (an address, or ``localhost``) is this machine's loopback."""
+    if host is None:
+        return False
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def local_caller(peer: str | None, headers: Mapping[str, str]) -> bool:
+    """A caller on this machine: a loopback peer, and no proxy header saying otherwise."""
+    return is_loopback(peer) and not any(name in headers for name in FORWARDED_HEADERS)
 
 
 def presented_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:

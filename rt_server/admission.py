@@ -7,16 +7,23 @@ an ``error`` and a close.
 
 from __future__ import annotations
 
+import re
+
 from fastapi import WebSocket
+from loguru import logger
 
 from rt_server import access
 from rt_server.dialects import Dialect
 from rt_server.edge import accept
 from rt_server.http_errors import client_refused, deny
 from rt_server.profile import Profile
+from rt_server.records import discussions
+from rt_server.records.store import describe
 from rt_server.runtime import Runtime, runtime_of
 from rt_server.session import Session
 from rt_server.translate import TextRate
+
+_DISCUSSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 async def serve_session(
@@ -34,7 +41,10 @@ async def serve_session(
         await deny(websocket, refused)
         return
     profile = settings.find_profile(query.get("profile"))
+    discussion = query.get("discussion")
     turned_away = _refusal(runtime, profile, query.get("profile"))
+    if turned_away is None and discussion is not None:
+        turned_away = await _discussion_refusal(runtime, discussion)
     if turned_away is not None:
         code, message, close = turned_away
         await websocket.accept(access.chosen_protocol(headers))
@@ -51,14 +61,32 @@ async def serve_session(
         text_rate=TextRate.of(settings.limits),
     )
     socket = await accept(websocket, access.chosen_protocol(headers), settings.limits)
-    session = Session(socket, translator, services)
+    session = Session(socket, translator, services, discussion=discussion)
     runtime.sessions.add(session)
+    runtime.call_logs.attach(session)
     try:
         await session.run()
     finally:
+        runtime.call_logs.detach(session)
         runtime.sessions.discard(session)
         if runtime.draining and not runtime.sessions:
             runtime.drained.set()
+
+
+async def _discussion_refusal(runtime: Runtime, id: str) -> tuple[str, str, int] | None:
+    """Why a session cannot record into discussion ``id`` (``?discussion=``)."""
+    store = runtime.records.store
+    unknown = "unknown_discussion", f"no discussion {id[:64]!r}: POST /api/discussions/start", 1008
+    if store is None:
+        return "unknown_discussion", "discussions need the conversation records (RECORDS=on)", 1008
+    if not _DISCUSSION_ID.fullmatch(id):
+        return unknown
+    try:
+        known = await discussions.exists(store.engine, id)
+    except Exception as exc:  # the database is down: the session would not be recorded
+        logger.warning("discussions: cannot check {} ({})", id, describe(exc))
+        return "records_unavailable", "the records database is unavailable", 1013
+    return None if known else unknown
 
 
 def _refusal(

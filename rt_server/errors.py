@@ -37,6 +37,8 @@ ErrorCode: TypeAlias = Literal[
     "unauthorized",
     "forbidden_origin",
     "unknown_profile",
+    "unknown_discussion",
+    "records_unavailable",
     "shutting_down",
     # the backend
     "backend_unreachable",

@@ -18,7 +18,7 @@ sends that client nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, TypeAlias
 
 import pybase64
@@ -103,6 +103,20 @@ class Outbox:
     #: Audio to record (only when the translator's ``record_audio`` is set): raw bytes,
     #: or base64 as it crossed the wire, in the session's audio format.
     recorded: list[tuple[Side, bytes | str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CallConfig:
+    """What an operator may set on a session (``/logs``' ``session.update``): profile fields
+    (``instructions``, ``voice``; None: unchanged) and function tools (None: unchanged)."""
+
+    profile: Mapping[str, Any] = field(default_factory=dict)
+    tools: list[dict[str, Any]] | None = None
+
+    def merged(self, later: CallConfig) -> CallConfig:
+        """This configuration with ``later``'s changes on top."""
+        profile = {**self.profile, **{k: v for k, v in later.profile.items() if v is not None}}
+        return CallConfig(profile, later.tools if later.tools is not None else self.tools)
 
 
 @dataclass(slots=True)
@@ -198,6 +212,12 @@ class Translator:
     truncated: set[str] = field(default_factory=set)
     history: list[Turn] = field(default_factory=list)
     pending_calls: set[str] = field(default_factory=set)
+    #: Tools an operator declared (``/logs``): the model may call them, the operator
+    #: answers; the session does not run them.
+    operator_tools: list[dict[str, Any]] = field(default_factory=list)
+    operator_calls: dict[str, str] = field(default_factory=dict)  # call id -> tool name
+    #: The instructions of the next reply (a tool's ``reply_instructions``), once.
+    reply_instructions: str | None = None
     reply_due: bool = False
     reply_on_commit: bool = False
     _serial: int = 0
@@ -231,8 +251,9 @@ class Translator:
     def session_update(self) -> BackendEvent:
         """The ``session.update`` that configures a new backend session."""
         session = self.profile.session(self.audio_format)
-        if self.tools:
-            session["tools"] = self.tools
+        tools = [*self.tools, *self.operator_tools]
+        if tools:
+            session["tools"] = tools
             session["tool_choice"] = "auto"
         return {"type": "session.update", "session": session}
 
@@ -340,9 +361,12 @@ class Translator:
         self._truncate(now, out)
         return out
 
-    def tool_result(self, call: ToolCall, output: str) -> Outbox:
-        """Give the model a tool's output; ask for the next reply once all are in."""
+    def tool_result(self, call: ToolCall, output: str, instructions: str | None = None) -> Outbox:
+        """Give the model a tool's output; ask for the next reply once all are in
+        (``instructions``: that reply's, the tool's way of describing its result)."""
         self.pending_calls.discard(call.call_id)
+        if instructions is not None:
+            self.reply_instructions = instructions
         item = {"type": "function_call_output", "call_id": call.call_id, "output": output}
         out = Outbox(
             backend=[{"type": "conversation.item.create", "item": item}],
@@ -353,6 +377,45 @@ class Translator:
         )
         self._request_reply(out)
         return out
+
+    # ------------------------------------------------ an operator's changes (the ``/logs`` client)
+
+    def adopt(self, config: CallConfig) -> None:
+        """Take an operator's configuration (instructions, voice, tools) for the sessions
+        this translator opens from now on; server tools keep their names."""
+        changes = {key: value for key, value in config.profile.items() if value is not None}
+        if changes:
+            self.profile = replace(self.profile, **changes)
+        if config.tools is not None:
+            served = {tool.get("name") for tool in self.tools}
+            self.operator_tools = [tool for tool in config.tools if tool["name"] not in served]
+
+    def configure(self, config: CallConfig) -> Outbox:
+        """An operator changes the live session: adopted, and sent as a ``session.update``."""
+        self.adopt(config)
+        return Outbox(backend=[self.session_update()])
+
+    def operator_output(self, call_id: str, output: str) -> Outbox:
+        """An operator's answer to a call of one of their tools (the model's reply is asked
+        for by the operator's ``response.create``, as the Realtime API expects)."""
+        self.pending_calls.discard(call_id)
+        name = self.operator_calls.pop(call_id, "")
+        item = {"type": "function_call_output", "call_id": call_id, "output": output}
+        out = Outbox(
+            backend=[{"type": "conversation.item.create", "item": item}],
+            notes=[Note("tool_result", {"name": name, "call_id": call_id, "output": output})],
+        )
+        self._reply_if_due(out)
+        return out
+
+    def operator_reply(self) -> Outbox:
+        """An operator asks for a reply: now, or once the running one is done."""
+        out = Outbox()
+        self._request_reply(out)
+        return out
+
+    def _operator_tool(self, name: str) -> bool:
+        return any(tool["name"] == name for tool in self.operator_tools)
 
     def resume(self) -> Outbox:
         """On a fresh backend after a reconnect: nothing runs there; ask for a reply due."""
@@ -476,7 +539,10 @@ class Translator:
                 if item.get("type") == "function_call":
                     call = ToolCall(item["call_id"], item["name"], item.get("arguments") or "{}")
                     self.pending_calls.add(call.call_id)
-                    out.calls.append(call)
+                    if self._operator_tool(call.name):  # the operator answers it
+                        self.operator_calls[call.call_id] = call.name
+                    else:
+                        out.calls.append(call)
                     out.client.extend(self.render_tool(call.name, done=False))
                     out.notes.append(
                         Note(
@@ -496,7 +562,12 @@ class Translator:
         if self.reply_due and not self.pending_calls and not self.responding:
             self.reply_due = False
             self.responding = True  # a response is on its way; do not ask twice
-            out.backend.append({"type": "response.create"})
+            if self.reply_instructions is not None:
+                response = {"instructions": self.reply_instructions}
+                self.reply_instructions = None
+                out.backend.append({"type": "response.create", "response": response})
+            else:
+                out.backend.append({"type": "response.create"})
 
     def _truncate(self, now: float, out: Outbox) -> None:
         """Cut the playing item at what the client can have heard, never past it."""

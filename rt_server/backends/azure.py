@@ -41,7 +41,9 @@ class AzureBackend(OpenAIBackend):
         api_version: str | None = None,
         timeout: float = 15.0,
         socket: SocketKind = "picows",
+        temperature: float | None = None,
     ) -> None:
+        """``temperature`` reaches the preview path's sessions (GA has none)."""
         self._credential: DefaultAzureCredential | None = None
         key: str | Callable[[], Awaitable[str]]
         if api_key is None:
@@ -63,12 +65,13 @@ class AzureBackend(OpenAIBackend):
         self._api_key = api_key
         self._api_version = api_version
         self._deployment = deployment
+        self._temperature = temperature
 
     def receive(self, event: BackendEvent) -> BackendEvent:
         return preview.from_beta(event) if self._api_version else event
 
     def emit(self, event: BackendEvent) -> BackendEvent:
-        return preview.to_beta(event) if self._api_version else event
+        return preview.to_beta(event, self._temperature) if self._api_version else event
 
     async def client_secret(self, session: dict[str, Any], *, seconds: int) -> dict[str, Any]:
         # GA path (/openai/v1), for the preview API versions too; the model is the deployment.

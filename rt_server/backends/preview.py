@@ -32,11 +32,15 @@ def from_beta(event: BackendEvent) -> BackendEvent:
     return event
 
 
-def to_beta(event: BackendEvent) -> BackendEvent:
-    """Rewrite a GA client event into the beta shape."""
+def to_beta(event: BackendEvent, temperature: float | None = None) -> BackendEvent:
+    """Rewrite a GA client event into the beta shape (``temperature``: the beta session's
+    sampling temperature, which GA does not have)."""
     match event["type"]:
         case "session.update":
-            return {**event, "session": beta_session(event["session"])}
+            session = beta_session(event["session"])
+            if temperature is not None:
+                session["temperature"] = temperature
+            return {**event, "session": session}
         case "conversation.item.create":
             return {**event, "item": _beta_item(event["item"])}
         case "response.create" if "response" in event:
