@@ -148,7 +148,7 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _wait_healthy(child: Child, timeout: float = 30.0, *, http: bool = True) -> None:
+def _wait_healthy(child: Child, timeout: float = 60.0, *, http: bool = True) -> None:
     """Until ``/health`` answers 200 (``http``), or the port takes a connection."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

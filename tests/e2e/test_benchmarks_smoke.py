@@ -54,7 +54,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         )
         for group, out in outs.items()
     }
-    outputs = {group: process.communicate(timeout=90)[0] for group, process in running.items()}
+    outputs = {group: process.communicate(timeout=180)[0] for group, process in running.items()}
     for group, process in running.items():
         assert process.returncode == 0, f"{group}:\n{outputs[group]}"
     return {name: out for group, out in outs.items() for name in group}
