@@ -64,6 +64,10 @@ class AzureBackend(OpenAIBackend):
         self._api_version = api_version
         self._deployment = deployment
 
+    @property
+    def passthrough(self) -> bool:
+        return not self._api_version
+
     def receive(self, event: BackendEvent) -> BackendEvent:
         return preview.from_beta(event) if self._api_version else event
 
