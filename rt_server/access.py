@@ -3,8 +3,9 @@
 :func:`client_refusal` and :func:`admin_refusal` are the one access check, used alike by
 the WebSocket routes (before the handshake) and the REST endpoints. A token is accepted
 from ``Authorization: Bearer <token>``, a ``?token=`` query parameter (browsers cannot set
-headers on WebSockets) or a ``Sec-WebSocket-Protocol`` entry ``bearer.<token>``. Tokens are
-compared in constant time.
+headers on WebSockets) or a ``Sec-WebSocket-Protocol`` entry ``bearer.<token>`` (or
+``openai-insecure-api-key.<token>``, as the Realtime API's browser clients send it).
+Tokens are compared in constant time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 TOKEN_PROTOCOL_PREFIX = "bearer."  # noqa: S105 (a prefix, not a secret)
+#: How the Realtime API's browser clients pass a key as a subprotocol (the gateway's).
+OPENAI_PROTOCOL_PREFIX = "openai-insecure-api-key."
+_CREDENTIAL_PREFIXES = (TOKEN_PROTOCOL_PREFIX, OPENAI_PROTOCOL_PREFIX)
 
 
 class Refusal(NamedTuple):
@@ -66,8 +70,9 @@ def presented_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str
     if query.get("token"):
         return query["token"]
     for entry in offered_protocols(headers):
-        if entry.startswith(TOKEN_PROTOCOL_PREFIX):
-            return entry[len(TOKEN_PROTOCOL_PREFIX) :]
+        for prefix in _CREDENTIAL_PREFIXES:
+            if entry.startswith(prefix):
+                return entry[len(prefix) :]
     return None
 
 
@@ -96,6 +101,6 @@ def offered_protocols(headers: Mapping[str, str]) -> list[str]:
 def chosen_protocol(headers: Mapping[str, str]) -> str | None:
     """The subprotocol to accept: a browser that offered any requires one back."""
     offered = offered_protocols(headers)
-    plain = [entry for entry in offered if not entry.startswith(TOKEN_PROTOCOL_PREFIX)]
+    plain = [entry for entry in offered if not entry.startswith(_CREDENTIAL_PREFIXES)]
     candidates = plain or offered
     return candidates[0] if candidates else None

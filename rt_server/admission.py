@@ -7,6 +7,8 @@ an ``error`` and a close.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import WebSocket
 
 from rt_server import access
@@ -19,12 +21,18 @@ from rt_server.session import Session
 
 
 async def serve_session(
-    websocket: WebSocket, dialect: Dialect, *, authenticated: bool = False
+    websocket: WebSocket,
+    dialect: Dialect,
+    *,
+    authenticated: bool = False,
+    profile_name: str | None = None,
+    **options: Any,
 ) -> None:
     """Admit a client (origin, token, capacity, profile), then run its session.
 
     ``authenticated``: the route has already verified the caller (a Twilio signature), so
-    no client token is asked for.
+    no client token is asked for. ``profile_name``: the profile to serve instead of the
+    one ``?profile=`` names; ``options`` go to the dialect's translator.
     """
     runtime = runtime_of(websocket)
     settings = runtime.settings
@@ -32,8 +40,9 @@ async def serve_session(
     if (refused := client_refused(websocket, settings, authenticated=authenticated)) is not None:
         await deny(websocket, refused)
         return
-    profile = settings.find_profile(query.get("profile"))
-    turned_away = _refusal(runtime, profile, query.get("profile"))
+    asked = profile_name or query.get("profile")
+    profile = settings.find_profile(asked)
+    turned_away = _refusal(runtime, profile, asked)
     if turned_away is not None:
         code, message, close = turned_away
         await websocket.accept(access.chosen_protocol(headers))
@@ -47,6 +56,7 @@ async def serve_session(
         services.tools.schemas(),
         coalesce_ms=settings.audio_coalesce_ms,
         record_audio=services.record_audio is not None,
+        **options,
     )
     socket = await accept(websocket, access.chosen_protocol(headers), settings.limits)
     session = Session(socket, translator, services)

@@ -194,7 +194,22 @@ def _profile(get: _Reader) -> Profile:
         noise_reduction=get.choice("NOISE_REDUCTION", get_args(NoiseReduction), d.noise_reduction),
         welcome_instructions=get.text("WELCOME_INSTRUCTIONS"),
         show_tool_calls=get.flag("SHOW_TOOL_CALLS", False),
+        gateway_locked=_locked(get),
     )
+
+
+def _locked(get: _Reader) -> tuple[str, ...]:
+    """GATEWAY_LOCKED: session fields of the GA Realtime API, checked at start-up."""
+    from rt_server.dialects.gateway import LOCKABLE, lock_path
+
+    names = tuple(lock_path(name) for name in get.items("GATEWAY_LOCKED"))
+    unknown = sorted({name for name in names if name.split(".")[0] not in LOCKABLE})
+    if unknown:
+        raise ConfigError(
+            f"GATEWAY_LOCKED names unknown session fields {unknown}; "
+            f"known: {', '.join(sorted(LOCKABLE))} (or a dotted path below one)"
+        )
+    return names
 
 
 def _limits(get: _Reader) -> Limits:

@@ -20,7 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rt_server import client_secrets, http_errors
+from rt_server import client_secrets, gateway, http_errors
 from rt_server.backends import Backend, create_backend
 from rt_server.config import Settings, load_settings
 from rt_server.dialects import DIALECTS, Dialect
@@ -100,6 +100,7 @@ def create_app(
     mount_phone(app)
     app.include_router(records_api.router)
     app.include_router(client_secrets.router)
+    app.include_router(gateway.router())
     mount_web_client(app)
     return app
 

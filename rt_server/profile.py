@@ -35,6 +35,9 @@ class Profile:
     noise_reduction: NoiseReduction = "none"
     welcome_instructions: str | None = None
     show_tool_calls: bool = False
+    #: Session fields a gateway client may not change (``GATEWAY_LOCKED``): top-level
+    #: names or dotted paths (``audio.output.voice``).
+    gateway_locked: tuple[str, ...] = ()
 
     def session(self, audio_format: dict[str, Any]) -> dict[str, Any]:
         """The GA ``session`` object of a ``session.update``, for audio in ``audio_format``."""
