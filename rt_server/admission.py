@@ -46,7 +46,7 @@ async def serve_session(
     if turned_away is not None:
         code, message, close = turned_away
         await websocket.accept(access.chosen_protocol(headers))
-        await websocket.send_json({"type": "error", "code": code, "message": message})
+        await websocket.send_json(dialect.refusal(code, message))
         await websocket.close(close, code)
         return
     assert profile is not None

@@ -202,8 +202,8 @@ def _locked(get: _Reader) -> tuple[str, ...]:
     """GATEWAY_LOCKED: session fields of the GA Realtime API, checked at start-up."""
     from rt_server.dialects.gateway import LOCKABLE, lock_path
 
-    names = tuple(lock_path(name) for name in get.items("GATEWAY_LOCKED"))
-    unknown = sorted({name for name in names if name.split(".")[0] not in LOCKABLE})
+    names = get.items("GATEWAY_LOCKED")
+    unknown = sorted({name for name in names if lock_path(name).split(".")[0] not in LOCKABLE})
     if unknown:
         raise ConfigError(
             f"GATEWAY_LOCKED names unknown session fields {unknown}; "

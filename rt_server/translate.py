@@ -221,6 +221,11 @@ class Translator:
         return [{"type": "response.create", "response": response}]
 
     @classmethod
+    def refusal(cls, code: str, message: str) -> dict[str, Any]:
+        """The ``error`` a client turned away before its session starts is sent."""
+        return {"type": "error", "code": code, "message": message}
+
+    @classmethod
     def schema(cls) -> dict[str, Any]:
         """JSON Schemas of what this dialect's clients send and what they are sent."""
         server = TypeAdapter[Any](cls.server_messages).json_schema() if cls.server_messages else {}

@@ -312,8 +312,8 @@ class GatewayTranslator(Translator):
 
     def _locked(self, fields: Mapping[str, Any], where: str) -> Outbox | None:
         """The refusal of a change to a locked field, or None."""
-        for path in self.profile.gateway_locked:
-            value: Any = fields
+        for name in self.profile.gateway_locked:
+            path, value = lock_path(name), fields
             for part in path.split("."):
                 if not isinstance(value, Mapping) or part not in value:
                     break
@@ -449,6 +449,15 @@ class GatewayTranslator(Translator):
             self.bytes_per_ms = rate * width // 1000
 
     # ---------------------------------------------------------------- rendering
+
+    @classmethod
+    def refusal(cls, code: str, message: str) -> dict[str, Any]:
+        error = {"type": "invalid_request_error", "code": code, "message": message, "param": None}
+        return {"type": "error", "event_id": "event_rt0", "error": {**error, "event_id": None}}
+
+    def render_shutting_down(self) -> list[ClientFrame]:
+        message = "the server is shutting down; the session closes once this response ends"
+        return [self._error_frame("shutting_down", message, None, None)]
 
     def _refuse(self, code: ErrorCode, message: str, param: str | None) -> Outbox:
         """An ``error`` event for the client event being handled; nothing is forwarded."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
+from openai.types.realtime import ClientSecretCreateResponse
 
 from tests.support.harness import RunningServer
 
@@ -26,6 +27,14 @@ def sdk(server: RunningServer | str, token: str = TOKEN) -> AsyncOpenAI:
         websocket_base_url=f"{http_url.replace('http://', 'ws://')}/v1",
         max_retries=0,
     )
+
+
+async def mint(
+    server: RunningServer, token: str = TOKEN, **body: Any
+) -> ClientSecretCreateResponse:
+    """``client.realtime.client_secrets.create(**body)``, as the SDK calls it."""
+    async with sdk(server, token) as openai:
+        return await openai.realtime.client_secrets.create(**body)
 
 
 @dataclass
