@@ -12,8 +12,9 @@ from typing import Any
 from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from openai.types.realtime import ClientSecretCreateResponse
+from websockets.asyncio.client import ClientConnection
 
-from tests.support.harness import RunningServer
+from tests.support.harness import RunningServer, next_frame
 
 TOKEN = "client-token-for-the-gateway-0123"
 
@@ -27,6 +28,19 @@ def sdk(server: RunningServer | str, token: str = TOKEN) -> AsyncOpenAI:
         websocket_base_url=f"{http_url.replace('http://', 'ws://')}/v1",
         max_retries=0,
     )
+
+
+async def recv(connection: AsyncRealtimeConnection) -> dict[str, Any]:
+    """The next event the SDK parsed, as a plain dict."""
+    event: dict[str, Any] = (await connection.recv()).to_dict()
+    return event
+
+
+async def event_of(ws: ClientConnection) -> dict[str, Any]:
+    """The next frame of a raw WebSocket client: always a JSON event on the gateway."""
+    frame = await next_frame(ws)
+    assert isinstance(frame, dict), "the gateway sends no binary frames"
+    return frame
 
 
 async def mint(

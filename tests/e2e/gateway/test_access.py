@@ -12,14 +12,15 @@ import orjson
 import pytest
 from openai import AuthenticationError
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from rt_server.config import Limits, Settings
 from rt_server.emulator import Faults, RunningEmulator
 from rt_server.gateway import Minted, Secrets
 from rt_server.profile import Profile
 from tests.conftest import API_KEY, openai_settings
-from tests.e2e.gateway.conftest import TOKEN, mint, sdk, text_turn, until_event
-from tests.support.harness import RunningServer, client, next_frame, running_server, send_json
+from tests.e2e.gateway.conftest import TOKEN, event_of, mint, recv, sdk, text_turn, until_event
+from tests.support.harness import RunningServer, client, running_server, send_json
 
 
 def gated(emulator: RunningEmulator, **changes: object) -> Settings:
@@ -43,8 +44,8 @@ async def test_without_a_client_token_the_handshake_is_refused(emulator: Running
 async def test_ws_with_a_query_token_speaks_the_same_protocol(emulator: RunningEmulator) -> None:
     async with running_server(gated(emulator)) as server:
         async with client(f"{ws_url(server, '/ws')}?token={TOKEN}&model=gpt-realtime") as ws:
-            created = await next_frame(ws)
-            assert isinstance(created, dict) and created["type"] == "session.created"
+            created = await event_of(ws)
+            assert created["type"] == "session.created"
             item = {
                 "type": "message",
                 "role": "user",
@@ -52,7 +53,7 @@ async def test_ws_with_a_query_token_speaks_the_same_protocol(emulator: RunningE
             }
             await send_json(ws, {"type": "conversation.item.create", "item": item})
             await send_json(ws, {"type": "response.create"})
-            while (frame := await next_frame(ws)) and frame["type"] != "response.done":
+            while (await event_of(ws))["type"] != "response.done":
                 pass
     assert emulator.state.last_authorization == API_KEY
 
@@ -60,12 +61,12 @@ async def test_ws_with_a_query_token_speaks_the_same_protocol(emulator: RunningE
 async def test_a_browser_subprotocol_key_is_accepted_and_never_echoed(
     emulator: RunningEmulator,
 ) -> None:
-    offered = ["realtime", f"openai-insecure-api-key.{TOKEN}"]
+    offered = [Subprotocol("realtime"), Subprotocol(f"openai-insecure-api-key.{TOKEN}")]
     async with running_server(gated(emulator)) as server:
-        async with client(ws_url(server), subprotocols=offered) as ws:  # type: ignore[arg-type]
-            created = await next_frame(ws)
+        async with client(ws_url(server), subprotocols=offered) as ws:
+            created = await event_of(ws)
             assert ws.subprotocol == "realtime"
-    assert isinstance(created, dict) and created["type"] == "session.created"
+    assert created["type"] == "session.created"
 
 
 async def test_a_minted_client_secret_connects_with_its_session(emulator: RunningEmulator) -> None:
@@ -77,7 +78,8 @@ async def test_a_minted_client_secret_connects_with_its_session(emulator: Runnin
         )
         assert secret.value.startswith("ek_rt_")
         assert time.time() < secret.expires_at <= time.time() + 61
-        assert secret.session is not None and secret.session.output_modalities == ["text"]
+        assert secret.session is not None
+        assert secret.session.to_dict()["output_modalities"] == ["text"]
         async with sdk(server, token=secret.value).realtime.connect(model="m") as connection:
             await until_event(connection, ["session.updated"])  # the secret's session
             reply = await text_turn(connection, "with a secret")
@@ -122,7 +124,7 @@ async def test_bad_events_get_realtime_errors_and_the_session_goes_on(
         async with client(
             ws_url(server), additional_headers={"Authorization": f"Bearer {TOKEN}"}
         ) as ws:
-            await next_frame(ws)
+            await event_of(ws)
             errors = []
             for bad in (
                 "{not json",
@@ -132,12 +134,12 @@ async def test_bad_events_get_realtime_errors_and_the_session_goes_on(
                 b"\x01\x02",
             ):
                 await ws.send(bad)
-                errors.append(await next_frame(ws))
+                errors.append(await event_of(ws))
             await send_json(ws, {"type": "no.such.event", "event_id": "evt_9"})
-            from_backend = await next_frame(ws)
+            from_backend = await event_of(ws)
             await send_json(ws, {"type": "response.create"})
-            assert (await next_frame(ws))["type"] == "response.created"
-    codes = [(e["type"], e["error"]["type"], e["error"]["code"]) for e in errors]  # type: ignore[index]
+            assert (await event_of(ws))["type"] == "response.created"
+    codes = [(e["type"], e["error"]["type"], e["error"]["code"]) for e in errors]
     assert codes == [
         ("error", "invalid_request_error", "invalid_json"),
         ("error", "invalid_request_error", "not_an_object"),
@@ -145,9 +147,9 @@ async def test_bad_events_get_realtime_errors_and_the_session_goes_on(
         ("error", "invalid_request_error", "missing_field"),
         ("error", "invalid_request_error", "invalid_audio"),
     ]
-    assert errors[3]["error"]["param"] == "session"  # type: ignore[index]
+    assert errors[3]["error"]["param"] == "session"
     # Events the gateway does not know pass on: the backend itself answers.
-    assert isinstance(from_backend, dict) and from_backend["type"] == "error"
+    assert from_backend["type"] == "error"
     assert from_backend["error"]["event_id"] == "evt_9"
 
 
@@ -157,7 +159,7 @@ async def test_limits_apply_as_on_every_route(emulator: RunningEmulator) -> None
         async with sdk(server).realtime.connect(model="m") as first:
             await first.recv()
             async with sdk(server).realtime.connect(model="m") as second:
-                refused = (await second.recv()).to_dict()
+                refused = await recv(second)
             audio = "A" * 200_000  # 150 KB of PCM at once: 3 s, ahead of real time
             await first.input_audio_buffer.append(audio=audio)
             error = (await until_event(first, ["error"])).of("error")[0]["error"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openai.types.realtime import RealtimeFunctionToolParam
 
 from rt_server.emulator import EmulatorConfig, RunningEmulator, run_emulator
 from rt_server.emulator.config import Rule
@@ -18,7 +19,7 @@ from rt_server.emulator.config import ToolCall as RuleToolCall
 from rt_server.profile import Profile
 from rt_server.tools import ToolRegistry
 from tests.conftest import API_KEY, openai_settings
-from tests.e2e.gateway.conftest import TOKEN, sdk, text_turn, until_event
+from tests.e2e.gateway.conftest import TOKEN, recv, sdk, text_turn, until_event
 from tests.e2e.records.conftest import records_server, with_records
 from tests.support.harness import running_server
 
@@ -26,7 +27,7 @@ RULES = (
     Rule(match="weather", tool_call=RuleToolCall(name="get_weather", arguments={"city": "Oslo"})),
     Rule(match="order", tool_call=RuleToolCall(name="look_up_order", arguments={"id": "A7"})),
 )
-CLIENT_TOOL = {
+CLIENT_TOOL: RealtimeFunctionToolParam = {
     "type": "function",
     "name": "look_up_order",
     "description": "An order by id.",
@@ -64,7 +65,7 @@ async def test_the_profile_is_the_default_and_locked_fields_are_refused(
     settings = openai_settings(scripted.http_url, profile=profile, client_tokens=(TOKEN,))
     async with running_server(settings) as server:
         async with sdk(server).realtime.connect(model="gpt-realtime") as connection:
-            created = (await connection.recv()).to_dict()
+            created = await recv(connection)
             assert created["session"]["instructions"] == PROFILE.instructions
             assert created["session"]["audio"]["output"]["voice"] == "marin"
             await connection.session.update(
@@ -99,7 +100,7 @@ async def test_a_server_tool_runs_unseen_and_the_clients_tool_reaches_the_client
     settings = openai_settings(scripted.http_url, client_tokens=(TOKEN,))
     async with running_server(settings, tools=weather_tools()) as server:
         async with sdk(server).realtime.connect(model="gpt-realtime") as connection:
-            created = (await connection.recv()).to_dict()
+            created = await recv(connection)
             await connection.session.update(
                 session={"type": "realtime", "output_modalities": ["text"], "tools": [CLIENT_TOOL]}
             )
@@ -131,7 +132,7 @@ async def test_show_tool_calls_lets_the_client_see_the_server_tool(
     settings = openai_settings(scripted.http_url, profile=Profile(show_tool_calls=True))
     async with running_server(settings, tools=weather_tools()) as server:
         async with sdk(server).realtime.connect(model="gpt-realtime") as connection:
-            created = (await connection.recv()).to_dict()
+            created = await recv(connection)
             asked = await text_turn(connection, "what is the weather?")
     assert [tool["name"] for tool in created["session"]["tools"]] == ["get_weather"]
     [call] = asked.of("response.done")[0]["response"]["output"]
