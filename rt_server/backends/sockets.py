@@ -33,7 +33,7 @@ from websockets.exceptions import ConnectionClosed
 from rt_server.backends.base import BackendConnection, BackendEvent, BackendSink
 from rt_server.config import SocketKind
 from rt_server.errors import BackendClosed
-from rt_server.translate import RawEvent
+from rt_server.translate import RawEvent, raw_event
 from rt_server.wsio import set_reading
 
 __all__ = [
@@ -260,7 +260,7 @@ def decode(raw: bytes, *, keep: bool = False) -> BackendEvent | None:
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         logger.warning("< backend sent a JSON {} with no type; skipped", type(event).__name__)
         return None
-    return RawEvent(event, raw) if keep else event
+    return raw_event(event, raw) if keep else event
 
 
 def encode(event: BackendEvent) -> bytes:

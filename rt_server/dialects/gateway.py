@@ -45,6 +45,7 @@ from rt_server.translate import (
     RawEvent,
     ToolCall,
     Translator,
+    raw_event,
 )
 
 #: The GA session fields ``GATEWAY_LOCKED`` may name (or a dotted path below one).
@@ -237,7 +238,7 @@ class GatewayTranslator(Translator):
         kind = event.get("type")
         if not isinstance(kind, str):
             return self._refuse("missing_type", "the event has no string 'type'", "type")
-        incoming = self._incoming = RawEvent(event, raw.encode() if isinstance(raw, str) else raw)
+        incoming = self._incoming = raw_event(event, raw.encode() if isinstance(raw, str) else raw)
         if kind == "input_audio_buffer.append" and isinstance(event.get("audio"), str):
             return self.on_append(event, now)  # the hot path: already as valid as it can be
         if kind not in _INSPECTED:
