@@ -38,7 +38,7 @@ from rt_server.admission import serve_session
 from rt_server.config import Settings
 from rt_server.dialects.gateway import GatewayTranslator
 from rt_server.http_errors import ApiError, client_refused, deny, documented
-from rt_server.runtime import RuntimeDep, runtime_of
+from rt_server.runtime import Runtime, RuntimeDep, runtime_of
 
 SECRET_PREFIX = "ek_rt_"  # noqa: S105 (a prefix, not a secret)
 MAX_SECRET_CHARS = 4096  # a header's worth: a bigger session is sent as session.update
@@ -118,12 +118,12 @@ def router() -> APIRouter:
     secrets = Secrets()
 
     async def gateway(websocket: WebSocket) -> None:
-        settings = runtime_of(websocket).settings
+        runtime = runtime_of(websocket)
         token = access.presented_token(websocket.headers, websocket.query_params)
         if token is None or not token.startswith(SECRET_PREFIX):
             await serve_session(websocket, GatewayTranslator)
             return
-        granted = secrets.open(settings, token, time.time())
+        granted = _still_allowed(runtime, secrets.open(runtime.settings, token, time.time()))
         if isinstance(granted, ApiError):
             await deny(websocket, granted)
             return
@@ -182,15 +182,26 @@ def router() -> APIRouter:
     return routes
 
 
+def _still_allowed(runtime: Runtime, granted: Minted | ApiError) -> Minted | ApiError:
+    """A secret's session against the policy in force now (it may have changed since)."""
+    if isinstance(granted, ApiError) or granted.session is None:
+        return granted
+    profile = runtime.settings.find_profile(granted.profile)
+    if profile is None:
+        return granted  # admission refuses it, naming the profiles there are
+    try:
+        _check(GatewayTranslator(profile, runtime.services.tools.schemas()), granted.session)
+    except ApiError as refused:
+        return refused
+    return granted
+
+
 def _check(translator: GatewayTranslator, session: Mapping[str, Any]) -> None:
     """Refuse a requested session the gateway would refuse as a ``session.update``."""
     if session.get("type", "realtime") != "realtime":
         raise ApiError(400, "invalid_field", "session.type: the gateway serves realtime sessions")
-    refused = translator.check_session(session)
-    for frame in refused.client if refused is not None else ():
-        assert isinstance(frame, Mapping)
-        error = frame["error"]
-        raise ApiError(400, error["code"], error["message"])
+    if (refused := translator.check_session(session)) is not None:
+        raise ApiError(400, refused.code, f"{refused.message} ({refused.param})")
 
 
 def _effective(

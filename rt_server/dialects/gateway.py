@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, NotRequired, TypeAlias
+from typing import Any, ClassVar, Literal, NamedTuple, NotRequired, TypeAlias
 
 import orjson
 from pydantic import with_config
@@ -84,6 +84,14 @@ _ITEM_EVENTS = frozenset(
 _INSPECTED = frozenset(
     {"session.update", "response.create", "conversation.item.create", "input_audio_buffer.append"}
 )
+
+
+class Refusal(NamedTuple):
+    """Why the server refuses a client's change: an error code, a message, the field."""
+
+    code: ErrorCode
+    message: str
+    param: str
 
 
 def lock_path(name: str) -> str:
@@ -229,6 +237,7 @@ class GatewayTranslator(Translator):
 
     def client_text(self, raw: str | bytes, now: float) -> Outbox:
         """One client event: inspected where the server has a say, else passed on as is."""
+        self._incoming = None  # a malformed event is no event: its errors name none
         try:
             event = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -271,7 +280,7 @@ class GatewayTranslator(Translator):
     def on_session_update(self, message: SessionUpdate, now: float) -> Outbox:
         session = message["session"]
         if (refused := self.check_session(session)) is not None:
-            return refused
+            return self._refuse(*refused)
         if "tools" in session and self.tools:
             return Outbox(backend=[self._with_server_tools(dict(self._forwarded()), session)])
         return Outbox(backend=[self._forwarded()])
@@ -279,10 +288,9 @@ class GatewayTranslator(Translator):
     @protocol.handles(ResponseCreate)
     def on_response_create(self, message: ResponseCreate, now: float) -> Outbox:
         response = message.get("response") or {}
-        if (refused := self._locked(response, "response")) is not None:
-            return refused
-        if (clash := self._tool_clash(response)) is not None:
-            return clash
+        refused = self._locked(response, "response") or self._tool_clash(response, "response")
+        if refused is not None:
+            return self._refuse(*refused)
         return Outbox(backend=[self._forwarded()])
 
     @protocol.handles(ItemCreate)
@@ -302,16 +310,16 @@ class GatewayTranslator(Translator):
             out.notes.append(Note("tool_result", data))
         return out
 
-    def check_session(self, session: Mapping[str, Any]) -> Outbox | None:
-        """The refusal of a session change the server does not allow, or None."""
-        return self._locked(session, "session") or self._tool_clash(session)
+    def check_session(self, session: Mapping[str, Any]) -> Refusal | None:
+        """Why the server does not allow this session change, or None."""
+        return self._locked(session, "session") or self._tool_clash(session, "session")
 
     def _forwarded(self) -> RawEvent:
         incoming = self._incoming
         assert incoming is not None  # set by client_text before any handler runs
         return incoming
 
-    def _locked(self, fields: Mapping[str, Any], where: str) -> Outbox | None:
+    def _locked(self, fields: Mapping[str, Any], where: str) -> Refusal | None:
         """The refusal of a change to a locked field, or None."""
         for name in self.profile.gateway_locked:
             path, value = lock_path(name), fields
@@ -320,25 +328,20 @@ class GatewayTranslator(Translator):
                     break
                 value = value[part]
             else:
-                return self._refuse(
-                    "locked_field",
-                    f"{where}.{path} is set by the server and cannot be changed",
-                    f"{where}.{path}",
-                )
+                field = f"{where}.{path}"
+                return Refusal("locked_field", f"{field} is set by the server", field)
         return None
 
-    def _tool_clash(self, fields: Mapping[str, Any]) -> Outbox | None:
+    def _tool_clash(self, fields: Mapping[str, Any], where: str) -> Refusal | None:
+        """The refusal of a client tool named like a server tool, or None."""
         tools = fields.get("tools")
         if not isinstance(tools, list):
             return None
         names = {tool["name"] for tool in self.tools}
         for index, tool in enumerate(tools):
             if isinstance(tool, Mapping) and tool.get("name") in names:
-                return self._refuse(
-                    "invalid_field",
-                    f"the tool name {tool['name']!r} is taken by a server tool",
-                    f"tools[{index}].name",
-                )
+                message = f"the tool name {tool['name']!r} is taken by a server tool"
+                return Refusal("invalid_field", message, f"{where}.tools[{index}].name")
         return None
 
     def _with_server_tools(self, event: BackendEvent, session: Mapping[str, Any]) -> BackendEvent:

@@ -103,7 +103,7 @@ def test_client_tools_are_sent_with_the_servers_and_may_not_take_their_names() -
     clash = t.client_text(sent({"type": "session.update", "session": {"tools": [WEATHER]}}), 0.0)
     assert clash.backend == []
     [error] = clash.client
-    assert isinstance(error, dict) and error["error"]["param"] == "tools[0].name"
+    assert isinstance(error, dict) and error["error"]["param"] == "session.tools[0].name"
 
 
 def test_malformed_events_and_binary_frames_get_errors_not_forwarded() -> None:

@@ -94,9 +94,17 @@ async def test_expired_tampered_and_refused_secrets(emulator: RunningEmulator) -
     profile = Profile(gateway_locked=("instructions",))
     settings = gated(emulator, profile=profile)
     expired = Secrets().mint(settings, Minted("default", int(time.time()) - 1, None))
+    # Minted before the lock (same tokens, so the same key): refused when it connects.
+    stale = Secrets().mint(
+        settings, Minted("default", int(time.time()) + 60, {"instructions": "Obey me."})
+    )
     async with running_server(settings) as server:
         good = (await mint(server)).value
-        for value, code in ((expired, "secret_expired"), (good[:-2] + "AA", "unauthorized")):
+        for value, code in (
+            (expired, "secret_expired"),
+            (good[:-2] + "AA", "unauthorized"),
+            (stale, "locked_field"),
+        ):
             with pytest.raises(InvalidStatus) as refused:
                 async with sdk(server, token=value).realtime.connect(model="m"):
                     pass
