@@ -1,22 +1,87 @@
-"""The gateway's test kit: an rt_server behind client tokens, the real ``openai`` SDK
-pointed at it, and a turn driven through ``client.realtime.connect()``."""
+"""The gateway's test kit: every backend behind an rt_server with client tokens (the
+``backed`` fixture), the real ``openai`` SDK pointed at it, and a turn driven through
+``client.realtime.connect()``."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import pytest
 from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from openai.types.realtime import ClientSecretCreateResponse
 from websockets.asyncio.client import ClientConnection
 
+from rt_server.config import Limits, Settings
+from rt_server.emulator import EmulatorConfig, RunningEmulator, run_emulator
+from rt_server.serving import serve
+from tests.conftest import API_KEY, azure_settings, openai_settings
 from tests.support.harness import RunningServer, next_frame
+from tests.support.identity import IdentityEndpoint
 
 TOKEN = "client-token-for-the-gateway-0123"
+
+
+LIMITS = Limits(backend_connect_timeout=5.0, max_audio_realtime_factor=1000.0)
+
+
+@dataclass
+class Backed:
+    """Settings for one backend, the emulator behind it, and the credential it must see."""
+
+    settings: Settings
+    emulator: RunningEmulator | None
+    credential: str | None
+    path: str | None
+
+
+@pytest.fixture(params=["emulator", "openai", "azure", "azure-identity", "azure-preview"])
+async def backed(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Backed]:
+    kind: str = request.param
+    async with AsyncExitStack() as stack:
+        if kind == "emulator":
+            yield Backed(Settings(backend="emulator", limits=LIMITS), None, None, None)
+            return
+        if kind == "azure-identity":
+            identity = IdentityEndpoint(secret="identity-header-secret")
+            endpoint = await stack.enter_async_context(serve(identity.app()))
+            monkeypatch.setenv("IDENTITY_ENDPOINT", f"{endpoint.http_url}/msi/token")
+            monkeypatch.setenv("IDENTITY_HEADER", identity.secret)
+            for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
+                monkeypatch.delenv(name, raising=False)
+            emulator = await stack.enter_async_context(run_emulator(EmulatorConfig()))
+            settings = azure_settings(emulator.http_url, azure_api_key=None)
+            yield Backed(settings, emulator, identity.token(1), "/openai/v1/realtime")
+            return
+        emulator = await stack.enter_async_context(run_emulator(EmulatorConfig(api_key=API_KEY)))
+        if kind == "openai":
+            yield Backed(openai_settings(emulator.http_url), emulator, API_KEY, "/v1/realtime")
+        elif kind == "azure":
+            yield Backed(
+                azure_settings(emulator.http_url), emulator, API_KEY, "/openai/v1/realtime"
+            )
+        else:
+            settings = azure_settings(emulator.http_url, azure_api_version="2025-04-01-preview")
+            yield Backed(settings, emulator, API_KEY, "/openai/realtime")
+
+
+def gated(backed: Backed) -> Settings:
+    return replace(backed.settings, client_tokens=(TOKEN,), limits=LIMITS)
+
+
+def assert_server_credential(backed: Backed) -> None:
+    if backed.emulator is None:
+        return  # the built-in emulator takes no credential
+    state = backed.emulator.state
+    assert state.last_authorization == backed.credential
+    assert state.last_authorization != TOKEN
 
 
 def sdk(server: RunningServer | str, token: str = TOKEN) -> AsyncOpenAI:

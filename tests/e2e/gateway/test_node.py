@@ -1,5 +1,5 @@
 """The ``openai`` npm package's realtime WebSocket client (``OpenAIRealtimeWS``) through
-the gateway, a text turn and an audio turn, with node (its packages: ``npm ci --prefix
+the gateway to every backend, a text turn and an audio turn each, with node (its packages: ``npm ci --prefix
 tests/support/node_openai``, as .ci/run does)."""
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from rt_server.config import Limits
-from rt_server.emulator import RunningEmulator
-from tests.conftest import API_KEY, openai_settings
-from tests.e2e.gateway.conftest import TOKEN, Reply
+from tests.e2e.gateway.conftest import TOKEN, Backed, Reply, assert_server_credential, gated
 from tests.support.harness import RunningServer, running_server
 
 DRIVER = Path(__file__).parents[2] / "support" / "node_openai" / "realtime.mjs"
@@ -48,26 +45,24 @@ async def node_turn(server: RunningServer, mode: str, argument: str) -> tuple[in
     return result["code"], Reply(result["events"])
 
 
-async def test_a_text_turn_with_the_npm_client(emulator: RunningEmulator) -> None:
-    settings = openai_settings(emulator.http_url, client_tokens=(TOKEN,))
-    async with running_server(settings) as server:
+async def test_a_text_turn_with_the_npm_client(backed: Backed) -> None:
+    async with running_server(gated(backed)) as server:
         code, reply = await node_turn(server, "text", "hello from node")
     assert code == 1000
     assert reply.events[0]["type"] == "session.created"
     assert "hello from node" in reply.text
-    assert emulator.state.last_authorization == API_KEY
+    assert_server_credential(backed)
 
 
 @pytest.mark.audio
-async def test_an_audio_turn_with_the_npm_client(emulator: RunningEmulator, tmp_path: Path) -> None:
+async def test_an_audio_turn_with_the_npm_client(backed: Backed, tmp_path: Path) -> None:
     from tests.support.speech import speech_pcm16
 
     speech = tmp_path / "speech.pcm"
     speech.write_bytes(speech_pcm16("What is the weather like today?"))
-    limits = Limits(max_audio_realtime_factor=1000.0, backend_connect_timeout=5.0)
-    settings = openai_settings(emulator.http_url, client_tokens=(TOKEN,), limits=limits)
-    async with running_server(settings) as server:
+    async with running_server(gated(backed)) as server:
         _, reply = await node_turn(server, "audio", str(speech))
     [transcribed] = reply.of("conversation.item.input_audio_transcription.completed")
     assert transcribed["transcript"]
     assert reply.audio > 0 and reply.text
+    assert_server_credential(backed)
