@@ -191,15 +191,17 @@ class GatewayTranslator(Translator):
     initial: dict[str, Any] | None = None
     _incoming: RawEvent | None = None  # the client event being handled
     _created: BackendEvent | None = None  # the backend's session.created, held
-    _server_tools: frozenset[str] = field(init=False, default=frozenset())
+    _server_tools: frozenset[str] = field(init=False, default=frozenset())  # their names
+    _hidden_tools: frozenset[str] = field(init=False, default=frozenset())  # shown: none
     _hidden_items: set[str] = field(init=False, default_factory=set)
     _hidden_calls: set[str] = field(init=False, default_factory=set)
     _errors: itertools.count[int] = field(init=False, default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
         Translator.__post_init__(self)
+        self._server_tools = frozenset(str(tool.get("name")) for tool in self.tools)
         if not self.profile.show_tool_calls:
-            self._server_tools = frozenset(tool["name"] for tool in self.tools)
+            self._hidden_tools = self._server_tools
 
     # ---------------------------------------------------------------- the backend session
 
@@ -337,9 +339,8 @@ class GatewayTranslator(Translator):
         tools = fields.get("tools")
         if not isinstance(tools, list):
             return None
-        names = {tool["name"] for tool in self.tools}
         for index, tool in enumerate(tools):
-            if isinstance(tool, Mapping) and tool.get("name") in names:
+            if isinstance(tool, Mapping) and tool.get("name") in self._server_tools:
                 message = f"the tool name {tool['name']!r} is taken by a server tool"
                 return Refusal("invalid_field", message, f"{where}.tools[{index}].name")
         return None
@@ -359,7 +360,7 @@ class GatewayTranslator(Translator):
             if self.record_audio:
                 out.recorded.append(("assistant", event["delta"]))
             return out
-        if self._server_tools and self._hides(kind, event):
+        if self._hidden_tools and self._hides(kind, event):
             return Outbox()
         match kind:
             case "response.created":
@@ -390,7 +391,7 @@ class GatewayTranslator(Translator):
             item = event.get("item") or {}
             if item.get("id") in self._hidden_items:
                 return True
-            if item.get("name") in self._server_tools or item.get("call_id") in self._hidden_calls:
+            if item.get("name") in self._hidden_tools or item.get("call_id") in self._hidden_calls:
                 self._hidden_items.add(str(item.get("id")))
                 self._hidden_calls.add(str(item.get("call_id")))
                 return True
@@ -409,13 +410,13 @@ class GatewayTranslator(Translator):
                 visible.append(item)
                 continue
             call = ToolCall(item["call_id"], item["name"], item.get("arguments") or "{}")
-            ours = call.name in {tool["name"] for tool in self.tools}
+            ours = call.name in self._server_tools
             data = {"name": call.name, "call_id": call.call_id, "arguments": call.arguments}
             out.notes.append(Note("tool_call", data if ours else {**data, "client": True}))
             if ours and response.get("status") == "completed":
                 self.pending_calls.add(call.call_id)
                 out.calls.append(call)
-            if not (ours and self._server_tools):
+            if call.name not in self._hidden_tools:
                 visible.append(item)
         if len(visible) == len(response.get("output") or []):
             out.client.append(_frame(event))
@@ -440,9 +441,9 @@ class GatewayTranslator(Translator):
 
     def visible_session(self, session: Mapping[str, Any]) -> dict[str, Any]:
         tools = session.get("tools")
-        if not self._server_tools or not isinstance(tools, list):
+        if not self._hidden_tools or not isinstance(tools, list):
             return dict(session)
-        return {**session, "tools": [t for t in tools if t.get("name") not in self._server_tools]}
+        return {**session, "tools": [t for t in tools if t.get("name") not in self._hidden_tools]}
 
     def _track_format(self, session: Mapping[str, Any]) -> None:
         """Follow the input audio format the client chose (audio is counted in it)."""
