@@ -24,6 +24,7 @@ from rt_server import client_secrets, gateway, http_errors
 from rt_server.backends import Backend, create_backend
 from rt_server.config import Settings, load_settings
 from rt_server.dialects import DIALECTS, Dialect
+from rt_server.dialects.gateway import GatewayTranslator
 from rt_server.edge import EDGE_PROTOCOL
 from rt_server.errors import ConfigError
 from rt_server.logs import configure_logging
@@ -100,7 +101,8 @@ def create_app(
     mount_phone(app)
     app.include_router(records_api.router)
     app.include_router(client_secrets.router)
-    app.include_router(gateway.router())
+    if GatewayTranslator in dialects:  # served with the other dialects, or left out
+        app.include_router(gateway.router())
     mount_web_client(app)
     return app
 
