@@ -37,6 +37,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--turns", type=int, help="text turns each way (default 300; quick 50)")
     p.add_argument("--connects", type=int, help="connects each way (default 100; quick 30)")
     p.add_argument("--levels", help="voice sessions, comma separated (default 10,50,100,200,300)")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="voice: run the levels this many times, rotated"
+    )
     p.add_argument("--seconds", type=float, help="seconds per voice level (default 15; quick 5)")
     p.add_argument(
         "--frame-ms",
@@ -153,6 +156,7 @@ def run_scenario(
         quiet_wait=args.quiet_wait,
         spy_dir=spy_dir,
         frame_ms=args.frame_ms,
+        repeat=args.repeat,
     )
 
 
@@ -167,7 +171,8 @@ def shared_servers(
         return
     profile = args.out / "rt_server_profile" if args.profile else None
     env = dict(item.split("=", 1) for item in args.env)
-    with procs.pair(root, profile=profile, trace=args.stamps, env=env) as pair:
+    voice = "voice" in scenarios
+    with procs.pair(root, profile=profile, trace=args.stamps, env=env, voice=voice) as pair:
         if args.pin:
             meta["placement"] = procs.pin(pair)
         meta["slices"] = procs.slices(pair)

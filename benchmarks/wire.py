@@ -1,5 +1,5 @@
-"""The three ways a client reaches the emulator: through rt_server, straight to it, or
-through the floor relay.
+"""The ways a client reaches the emulator: through rt_server, straight to it, through the
+floor relay, and (voice) through the reference relay or HAProxy.
 
 *Through* speaks rt_server's simplified protocol on ``/realtime``; *direct* speaks the
 Realtime API itself (GA events), configuring the session with the same ``session.update``
@@ -23,6 +23,7 @@ import orjson
 from benchmarks.procs import API_KEY, MODEL, Way
 
 __all__ = [
+    "VOICE_WAYS",
     "WAYS",
     "Socket",
     "Way",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 WAYS: tuple[Way, ...] = ("through", "direct", "relay")
+# Voice also runs the reference relay (rt_server's voice work at best, in Python) and
+# HAProxy (a compiled TCP proxy: the physical floor).
+VOICE_WAYS: tuple[Way, ...] = ("through", "reference", "direct", "relay", "haproxy")
 
 # What rt_server's default profile sends (rt_server.profile), spelled out so the direct way
 # does not move when the profile's code does.
@@ -104,15 +108,16 @@ class Socket:
 
 
 def speaks_realtime(way: Way) -> bool:
-    """Whether the client speaks the Realtime API itself (direct, or through the relay)."""
-    return way != "through"
+    """Whether the client speaks the Realtime API itself (direct, or through a byte relay)
+    rather than rt_server's protocol (through rt_server or the reference relay)."""
+    return way not in ("through", "reference")
 
 
-def rotated(i: int) -> tuple[Way, ...]:
+def rotated(i: int, ways: tuple[Way, ...] = WAYS) -> tuple[Way, ...]:
     """The ways in the order of the ``i``-th round: each way goes first, second and last
     equally often, so they share the machine's noise."""
-    k = i % len(WAYS)
-    return WAYS[k:] + WAYS[:k]
+    k = i % len(ways)
+    return ways[k:] + ways[:k]
 
 
 def url_of(way: Way, port: int) -> str:

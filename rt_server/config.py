@@ -40,6 +40,8 @@ class Limits:
     backend_connect_timeout: float = 15.0
     response_timeout_seconds: float = 30.0
     reconnect_attempts: int = 3
+    head_timeout_seconds: float = 10.0
+    stall_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +234,12 @@ def _limits(get: _Reader) -> Limits:
             "RESPONSE_TIMEOUT_SECONDS", default.response_timeout_seconds, low=0.1
         ),
         reconnect_attempts=get.integer("RECONNECT_ATTEMPTS", default.reconnect_attempts, low=0),
+        head_timeout_seconds=get.number(
+            "HEAD_TIMEOUT_SECONDS", default.head_timeout_seconds, low=0.1
+        ),
+        stall_timeout_seconds=get.number(
+            "STALL_TIMEOUT_SECONDS", default.stall_timeout_seconds, low=0.1
+        ),
     )
 
 

@@ -25,7 +25,7 @@ from rt_server.backends import Backend, create_backend
 from rt_server.config import Settings, load_settings
 from rt_server.dialects import DIALECTS, Dialect
 from rt_server.dialects.gateway import GatewayTranslator
-from rt_server.edge import EDGE_PROTOCOL
+from rt_server.edge import server_options
 from rt_server.errors import ConfigError
 from rt_server.logs import configure_logging
 from rt_server.metrics import Metrics
@@ -183,8 +183,7 @@ def run() -> None:
         create_app(settings, own_process=True),
         host=settings.host,
         port=settings.port,
-        ws=EDGE_PROTOCOL,  # the fast edge (rt_server.edge)
-        ws_per_message_deflate=False,
+        **server_options(settings.limits),  # the fast edge (rt_server.edge)
         log_config=None,
         timeout_graceful_shutdown=5,
     )
