@@ -80,10 +80,14 @@ _ITEM_EVENTS = frozenset(
 )
 
 
-#: The client events the gateway looks into (the others pass as they are).
-_INSPECTED = frozenset(
-    {"session.update", "response.create", "conversation.item.create", "input_audio_buffer.append"}
-)
+#: The client events the gateway looks into (the others pass as they are), and the object
+#: each carries.
+_INSPECTED = {
+    "session.update": "session",
+    "response.create": "response",
+    "conversation.item.create": "item",
+    "input_audio_buffer.append": None,
+}
 
 
 class Refusal(NamedTuple):
@@ -257,6 +261,8 @@ class GatewayTranslator(Translator):
         try:
             message, handle = self.protocol.parse(raw)
         except ClientError as exc:
+            if exc.code == "not_an_object" and (field := _INSPECTED[kind]) is not None:
+                return self._refuse("invalid_field", f"{field!r} must be an object", field)
             return self._refuse(exc.code, exc.message, _param(exc.message))
         return handle(self, message, now)
 

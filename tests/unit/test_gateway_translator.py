@@ -113,12 +113,16 @@ def test_malformed_events_and_binary_frames_get_errors_not_forwarded() -> None:
         ("[]", "not_an_object"),
         ("{}", "missing_type"),
         ('{"type": "conversation.item.create"}', "missing_field"),
+        ('{"type": "session.update", "session": []}', "invalid_field"),
         ('{"type": "input_audio_buffer.append", "audio": 5}', "invalid_field"),
     ):
         out = t.client_text(raw, 0.0)
         [error] = out.client
         assert out.backend == []
         assert isinstance(error, dict) and error["error"]["code"] == code, raw
+    out = t.client_text('{"type": "response.create", "response": 1}', 0.0)
+    [error] = out.client
+    assert isinstance(error, dict) and error["error"]["param"] == "response"
     out = t.client_audio(b"\x00\x01", 0.0)
     [error] = out.client
     assert isinstance(error, dict) and error["error"]["code"] == "invalid_audio"
