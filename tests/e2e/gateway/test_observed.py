@@ -41,15 +41,23 @@ async def test_the_monitor_and_metrics_see_a_gateway_session(emulator: RunningEm
     assert 'rt_sessions_total{dialect="gateway"} 1.0' in metrics
 
 
-async def test_an_idle_session_is_told_and_closed(emulator: RunningEmulator) -> None:
-    limits = Limits(idle_timeout_seconds=0.5)
+@pytest.mark.parametrize(
+    ("limits", "code"),
+    [
+        (Limits(idle_timeout_seconds=0.5), "idle_timeout"),
+        (Limits(max_session_seconds=0.5), "session_expired"),
+    ],
+)
+async def test_an_idle_or_expired_session_is_told_and_closed(
+    emulator: RunningEmulator, limits: Limits, code: str
+) -> None:
     async with running_server(openai_settings(emulator.http_url, limits=limits)) as server:
         async with sdk(server).realtime.connect(model="gpt-realtime") as connection:
             await recv(connection)
             error = (await until_event(connection, ["error"])).of("error")[0]["error"]
             with pytest.raises(ConnectionClosed) as closed:
                 await connection.recv()
-    assert error["code"] == "idle_timeout"
+    assert error["code"] == code
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
 
 
