@@ -14,7 +14,7 @@ from typing import Literal, TypeAlias, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from rt_server.errors import ConfigError
-from rt_server.profile import Eagerness, NoiseReduction, Profile, TurnDetection
+from rt_server.profile import Eagerness, NoiseReduction, Profile, TurnDetection, unknown_locks
 from rt_server.profiles import load_profiles
 from rt_server.sched import DEFAULT_US, MAX_US, MIN_US, valid
 
@@ -202,15 +202,9 @@ def _profile(get: _Reader) -> Profile:
 
 def _locked(get: _Reader) -> tuple[str, ...]:
     """GATEWAY_LOCKED: session fields of the GA Realtime API, checked at start-up."""
-    from rt_server.dialects.gateway import LOCKABLE, lock_path
-
     names = get.items("GATEWAY_LOCKED")
-    unknown = sorted({name for name in names if lock_path(name).split(".")[0] not in LOCKABLE})
-    if unknown:
-        raise ConfigError(
-            f"GATEWAY_LOCKED names unknown session fields {unknown}; "
-            f"known: {', '.join(sorted(LOCKABLE))} (or a dotted path below one)"
-        )
+    if (wrong := unknown_locks(names)) is not None:
+        raise ConfigError(f"GATEWAY_LOCKED names {wrong}")
     return names
 
 

@@ -34,6 +34,7 @@ from pydantic import with_config
 from typing_extensions import TypedDict
 
 from rt_server.errors import ClientError, ErrorCode
+from rt_server.profile import lock_path
 from rt_server.protocol import STRICT, ClientProtocol
 from rt_server.translate import (
     _INTERNAL,
@@ -47,25 +48,6 @@ from rt_server.translate import (
     Translator,
     raw_event,
 )
-
-#: The GA session fields ``GATEWAY_LOCKED`` may name (or a dotted path below one).
-LOCKABLE = frozenset(
-    {
-        "type",
-        "model",
-        "instructions",
-        "output_modalities",
-        "audio",
-        "tools",
-        "tool_choice",
-        "max_output_tokens",
-        "tracing",
-        "truncation",
-        "prompt",
-        "include",
-    }
-)
-_SHORT_NAMES = {"voice": "audio.output.voice", "turn_detection": "audio.input.turn_detection"}
 
 #: Events that carry an item (a server tool's is hidden from the client).
 _ITEM_EVENTS = frozenset(
@@ -96,11 +78,6 @@ class Refusal(NamedTuple):
     code: ErrorCode
     message: str
     param: str
-
-
-def lock_path(name: str) -> str:
-    """A ``GATEWAY_LOCKED`` entry as a dotted path (``voice`` is ``audio.output.voice``)."""
-    return _SHORT_NAMES.get(name, name)
 
 
 # --------------------------------------------------------------------------- client -> server
