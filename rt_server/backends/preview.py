@@ -26,6 +26,7 @@ _GA_NAMES = {
 _BETA_FORMATS = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
 _GA_FORMATS = {beta: ga for ga, beta in _BETA_FORMATS.items()}
 _GA_PARTS = {"text": "output_text", "audio": "output_audio"}
+_BETA_PARTS = {ga: beta for beta, ga in _GA_PARTS.items()}
 _KEPT = ("id", "object", "model", "expires_at", "instructions", "tools", "tool_choice", "tracing")
 # Flat beta session fields and where they live in GA's audio.input / audio.output.
 _AUDIO_IN = {
@@ -113,10 +114,7 @@ def to_beta(event: BackendEvent) -> BackendEvent:
         case "conversation.item.create":
             return {**event, "item": _beta_item(event["item"])}
         case "response.create" if "response" in event:
-            response = dict(event["response"])
-            if "output_modalities" in response:
-                response["modalities"] = _modalities(response.pop("output_modalities"))
-            return {**event, "response": response}
+            return {**event, "response": _beta_response(event["response"])}
         case _:
             return event
 
@@ -150,11 +148,29 @@ def _modalities(output: list[str]) -> list[str]:
     return ["audio", "text"] if "audio" in output else ["text"]
 
 
+def _beta_response(ga: dict[str, Any]) -> dict[str, Any]:
+    """A GA ``response.create``'s ``response`` in the beta shape (voice and format flat)."""
+    response = {key: value for key, value in ga.items() if key != "audio"}
+    if "output_modalities" in response:
+        response["modalities"] = _modalities(response.pop("output_modalities"))
+    if "max_output_tokens" in response:
+        response["max_response_output_tokens"] = response.pop("max_output_tokens")
+    output = (ga.get("audio") or {}).get("output") or {}
+    if "voice" in output:
+        response["voice"] = output["voice"]
+    if "format" in output:
+        response["output_audio_format"] = _BETA_FORMATS[output["format"]["type"]]
+    if "input" in response:
+        response["input"] = [_beta_item(item) for item in response["input"]]
+    return response
+
+
 def _beta_item(item: dict[str, Any]) -> dict[str, Any]:
     if item.get("role") != "assistant":
         return item
-    content = [
-        {**part, "type": "text"} if part.get("type") == "output_text" else part
-        for part in item.get("content", [])
-    ]
-    return {**item, "content": content}
+    return {**item, "content": [_beta_part(part) for part in item.get("content", [])]}
+
+
+def _beta_part(part: dict[str, Any]) -> dict[str, Any]:
+    kind = _BETA_PARTS.get(part.get("type", ""))
+    return part if kind is None else {**part, "type": kind}

@@ -232,3 +232,34 @@ def test_preview_events_arrive_in_the_ga_shape() -> None:
     )["response"]
     assert response["output_modalities"] == ["text"]
     assert response["output"][0]["content"][0]["type"] == "output_audio"
+
+
+def test_a_malformed_client_event_reaches_a_preview_backend_as_it_is() -> None:
+    from rt_server.backends.azure import AzureBackend
+
+    backend = AzureBackend(
+        endpoint="http://127.0.0.1:1", deployment="d", api_key="k", api_version="2025-04-01"
+    )
+    bad = {"type": "session.update", "session": {"audio": {"input": {"format": "pcm16"}}}}
+    assert backend.emit(bad) is bad  # the service answers it with an error event
+    good = {"type": "session.update", "session": {"audio": {"output": {"voice": "ash"}}}}
+    assert backend.emit(good)["session"] == {"voice": "ash"}
+
+
+def test_a_ga_response_create_reaches_a_preview_backend_in_the_beta_shape() -> None:
+    from rt_server.backends.preview import to_beta
+
+    ga = {
+        "output_modalities": ["text"],
+        "audio": {"output": {"voice": "ash", "format": {"type": "audio/pcmu"}}},
+        "max_output_tokens": 50,
+        "input": [{"role": "assistant", "content": [{"type": "output_audio"}]}],
+    }
+    beta = to_beta({"type": "response.create", "response": ga})["response"]
+    assert beta == {
+        "modalities": ["text"],
+        "voice": "ash",
+        "output_audio_format": "g711_ulaw",
+        "max_response_output_tokens": 50,
+        "input": [{"role": "assistant", "content": [{"type": "audio"}]}],
+    }
