@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple, NotRequired, TypeAlias
 
 import orjson
+from loguru import logger
 from pydantic import with_config
 from typing_extensions import TypedDict
 
@@ -432,6 +433,10 @@ class GatewayTranslator(Translator):
         """Follow the input audio format the client chose (audio is counted in it)."""
         audio_format = ((session.get("audio") or {}).get("input") or {}).get("format")
         if isinstance(audio_format, dict) and audio_format.get("type") in AUDIO_FORMATS:
+            if self.record_audio and audio_format["type"] != self.audio_format["type"]:
+                # The recording's files are in the format the session started with.
+                logger.warning("the client changed the audio format: its recording stops")
+                self.record_audio = False
             self.audio_format = audio_format
             rate, width = AUDIO_FORMATS[audio_format["type"]]
             self.bytes_per_ms = rate * width // 1000

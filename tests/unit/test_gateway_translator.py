@@ -263,3 +263,18 @@ def test_a_ga_response_create_reaches_a_preview_backend_in_the_beta_shape() -> N
         "max_response_output_tokens": 50,
         "input": [{"role": "assistant", "content": [{"type": "audio"}]}],
     }
+
+
+def test_the_audio_recording_stops_when_the_client_changes_the_format() -> None:
+    t = GatewayTranslator(Profile(), record_audio=True)
+    session = {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}}}}
+    t.backend_event({"type": "session.updated", "session": session}, 0.0)
+    assert t.record_audio
+    session = {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}
+    t.backend_event({"type": "session.updated", "session": session}, 0.0)
+    assert not t.record_audio
+    audio = base64.b64encode(bytes(800)).decode()
+    assert (
+        t.client_text(sent({"type": "input_audio_buffer.append", "audio": audio}), 0.0).recorded
+        == []
+    )
