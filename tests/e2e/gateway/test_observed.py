@@ -3,6 +3,9 @@ route has (idle time, message size), through the real ``openai`` SDK."""
 
 from __future__ import annotations
 
+import base64
+import wave
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -70,3 +73,21 @@ async def test_an_event_over_the_size_limit_closes_with_1009(emulator: RunningEm
             with pytest.raises(ConnectionClosed) as closed:
                 await until_event(connection, ["never"])
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+async def test_both_sides_of_a_gateway_session_are_recorded(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    settings = openai_settings(emulator.http_url, record_audio_dir=str(tmp_path))
+    sent = bytes(range(256)) * 15  # 80 ms, recorded byte-exact
+    async with running_server(settings) as server:
+        async with sdk(server).realtime.connect(model="gpt-realtime") as connection:
+            await recv(connection)
+            await connection.input_audio_buffer.append(audio=base64.b64encode(sent).decode())
+            reply = await text_turn(connection, "record this")
+    [user] = tmp_path.glob("*-user.wav")
+    [assistant] = tmp_path.glob("*-assistant.wav")
+    with wave.open(str(user)) as wav:
+        assert wav.readframes(wav.getnframes()) == sent
+    with wave.open(str(assistant)) as wav:
+        assert len(wav.readframes(wav.getnframes())) == reply.audio > 0
