@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CHECKED := rt_server tests benchmarks
 
-.PHONY: run test lint typecheck unit bench install emulator
+.PHONY: run test lint typecheck unit bench install emulator test-deps
 
 run: $(VENV)/.installed ## Start rt_server (the built-in emulator when no credentials are set).
 	$(VENV)/bin/rt-server
@@ -23,8 +23,11 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy $(CHECKED)
 
-unit: $(VENV)/.installed
+unit: $(VENV)/.installed test-deps
 	$(VENV)/bin/pytest -n 2 --dist loadfile
+
+test-deps: ## What the tests need besides Python: checked, the npm driver installed (.ci/deps).
+	.ci/deps
 
 bench: $(VENV)/.installed ## Measure what rt_server adds (see benchmarks/README.md).
 	$(PY) -m benchmarks

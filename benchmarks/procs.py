@@ -220,6 +220,8 @@ def server_env(emulator_port: int, port: int, **limits: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "MAX_SESSIONS": "5000",
         "MAX_AUDIO_REALTIME_FACTOR": "100",
+        "MAX_TEXT_MESSAGES_PER_SECOND": "100000",
+        "MAX_TEXT_BYTES_PER_SECOND": "1000000000",
         "IDLE_TIMEOUT_SECONDS": "3600",
         **limits,
     }

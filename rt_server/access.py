@@ -99,8 +99,10 @@ def offered_protocols(headers: Mapping[str, str]) -> list[str]:
 
 
 def chosen_protocol(headers: Mapping[str, str]) -> str | None:
-    """The subprotocol to accept: a browser that offered any requires one back."""
+    """The subprotocol to accept: a browser that offered any requires one back. Never a
+    credential entry (``bearer.<token>``, ``openai-insecure-api-key.<token>``: a credential
+    in the response); offered alone, none is
+    chosen (a browser then fails the handshake: it must offer a plain one beside it)."""
     offered = offered_protocols(headers)
     plain = [entry for entry in offered if not entry.startswith(_CREDENTIAL_PREFIXES)]
-    candidates = plain or offered
-    return candidates[0] if candidates else None
+    return plain[0] if plain else None

@@ -18,6 +18,7 @@ from rt_server.http_errors import client_refused, deny
 from rt_server.profile import Profile
 from rt_server.runtime import Runtime, runtime_of
 from rt_server.session import Session
+from rt_server.translate import TextRate
 
 
 async def serve_session(
@@ -56,6 +57,7 @@ async def serve_session(
         services.tools.schemas(),
         coalesce_ms=settings.audio_coalesce_ms,
         record_audio=services.record_audio is not None,
+        text_rate=TextRate.of(settings.limits),
         **options,
     )
     socket = await accept(websocket, access.chosen_protocol(headers), settings.limits)

@@ -75,7 +75,7 @@ class AudioRecording:
                 self._files.append(handle)
         for file, chunks in zip(self._files, pending, strict=True):
             for chunk in chunks:
-                file.write(base64.b64decode(chunk) if isinstance(chunk, str) else chunk)
+                file.write(_audio(chunk))
 
     def _finish(self) -> None:
         for handle in self._files:
@@ -95,3 +95,14 @@ class AudioRecording:
             + b"data"
             + struct.pack("<I", data_size)
         )
+
+
+def _audio(chunk: bytes | str) -> bytes:
+    """Raw audio, or base64 as it crossed the wire (a caller's bad base64, which the
+    backend refused too, records nothing)."""
+    if isinstance(chunk, bytes):
+        return chunk
+    try:
+        return base64.b64decode(chunk)
+    except ValueError:
+        return b""

@@ -33,6 +33,8 @@ class Limits:
 
     max_message_bytes: int = 256 * 1024
     max_audio_realtime_factor: float = 4.0
+    max_text_messages_per_second: float = 5.0
+    max_text_bytes_per_second: int = 32 * 1024
     max_session_seconds: float = 3600.0
     idle_timeout_seconds: float = 600.0
     max_sessions: int = 500
@@ -214,6 +216,12 @@ def _limits(get: _Reader) -> Limits:
         max_message_bytes=get.integer("MAX_MESSAGE_BYTES", default.max_message_bytes, low=1024),
         max_audio_realtime_factor=get.number(
             "MAX_AUDIO_REALTIME_FACTOR", default.max_audio_realtime_factor, low=1.0
+        ),
+        max_text_messages_per_second=get.number(
+            "MAX_TEXT_MESSAGES_PER_SECOND", default.max_text_messages_per_second, low=0.01
+        ),
+        max_text_bytes_per_second=get.integer(
+            "MAX_TEXT_BYTES_PER_SECOND", default.max_text_bytes_per_second, low=1024
         ),
         max_session_seconds=get.number("MAX_SESSION_SECONDS", default.max_session_seconds, low=1.0),
         idle_timeout_seconds=get.number(

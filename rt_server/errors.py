@@ -26,6 +26,7 @@ ErrorCode: TypeAlias = Literal[
     "invalid_field",
     "invalid_audio",
     "locked_field",
+    "text_rate_exceeded",
     # limits (a close follows unless stated otherwise)
     "message_too_large",
     "invalid_utf8",
@@ -63,10 +64,11 @@ class ConfigError(RtServerError):
 class ClientError(RtServerError):
     """A client message is malformed; carries the code sent back in an ``error`` message."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code: ErrorCode = code
         self.message = message
+        self.retry_after = retry_after  # seconds until the same message would be taken
 
 
 class BackendError(RtServerError):

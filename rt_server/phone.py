@@ -9,14 +9,14 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 from loguru import logger
 
 from rt_server import twiml as twilio_http
 from rt_server.admission import serve_session
 from rt_server.config import Settings
 from rt_server.dialects import find
-from rt_server.http_errors import ApiError, deny
+from rt_server.http_errors import ApiError, deny, documented
 from rt_server.runtime import RuntimeDep, runtime_of
 
 
@@ -26,9 +26,11 @@ def mount_phone(app: FastAPI) -> None:
     async def twiml(request: Request, runtime: RuntimeDep) -> Response:
         """TwiML connecting a phone call to ``/call`` (docs/phone.md)."""
         settings = runtime.settings
-        if settings.twilio_auth_token and not await _twilio_signed(request, settings):
+        signed = settings.twilio_auth_token is not None
+        params = await _form(request, signed=signed)
+        if signed and not _twilio_signed(request, settings, params):
             logger.info("refused a /twiml request: invalid Twilio signature")
-            return PlainTextResponse("invalid Twilio signature", status_code=403)
+            raise ApiError(403, "unauthorized", "invalid Twilio signature")
         url = twilio_http.stream_url(settings.public_url, str(request.base_url))
         return Response(twilio_http.twiml(url), media_type="text/xml")
 
@@ -64,15 +66,39 @@ def mount_phone(app: FastAPI) -> None:
         await serve_session(websocket, dialect, authenticated=bool(token))
 
     for method in ("GET", "POST"):
-        app.add_api_route("/twiml", twiml, methods=[method], operation_id=f"twiml_{method.lower()}")
+        app.add_api_route(
+            "/twiml",
+            twiml,
+            methods=[method],
+            operation_id=f"twiml_{method.lower()}",
+            responses=documented(400, 403, 413),
+        )
 
 
-async def _twilio_signed(request: Request, settings: Settings) -> bool:
+_MAX_FORM_BYTES = 64 * 1024  # a Twilio webhook's form is a few hundred bytes
+
+
+async def _form(request: Request, *, signed: bool) -> dict[str, str]:
+    """A POST's form fields (UTF-8, as Twilio sends them); anything else is refused:
+    403 when signatures are required (it cannot be signed), 400 otherwise."""
+    if request.method != "POST":
+        return {}
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_FORM_BYTES:
+            raise ApiError(413, "body_too_large", f"the form is over {_MAX_FORM_BYTES} bytes")
+    try:
+        return dict(parse_qsl(body.decode(), keep_blank_values=True))
+    except UnicodeDecodeError:
+        if signed:
+            raise ApiError(403, "unauthorized", "invalid Twilio signature") from None
+        raise ApiError(400, "invalid_form", "the form body is not UTF-8") from None
+
+
+def _twilio_signed(request: Request, settings: Settings, params: dict[str, str]) -> bool:
     """Whether a webhook request carries a valid ``X-Twilio-Signature``."""
     assert settings.twilio_auth_token is not None
-    params: dict[str, str] = {}
-    if request.method == "POST":
-        params = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
     return twilio_http.signature_valid(
         settings.twilio_auth_token,
         twilio_http.candidate_urls(settings.public_url, str(request.url), websocket=False),

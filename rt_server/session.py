@@ -419,7 +419,7 @@ class Session:
             else:
                 out = self.translator.client_text(data, now)
         except ClientError as exc:
-            self._send_error(exc.code, exc.message)
+            self._send_error(exc.code, exc.message, retry_after=exc.retry_after)
             return
         self._account_audio(out.audio_in_ms, now)
         self._apply(out)

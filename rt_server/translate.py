@@ -17,7 +17,6 @@ sends that client nothing.
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias
@@ -26,6 +25,7 @@ import pybase64
 from loguru import logger
 from pydantic import TypeAdapter
 
+from rt_server.config import Limits
 from rt_server.errors import BackendError, ClientError, ErrorCode
 from rt_server.profile import Profile
 from rt_server.protocol import ClientProtocol
@@ -149,6 +149,53 @@ class Playback:
         return self.started_at + self.ms_sent / 1000.0
 
 
+_TEXT_BURST = 20  # typed turns a client may send at once before the rate applies
+
+
+@dataclass(slots=True)
+class TextRate:
+    """How fast a client may type: a token bucket for turns and one for their bytes
+    (``MAX_TEXT_MESSAGES_PER_SECOND``, ``MAX_TEXT_BYTES_PER_SECOND``). Each turn costs the
+    backend a reply and the records a row: a flood of them is refused, not queued."""
+
+    per_second: float
+    bytes_per_second: float
+    burst: float
+    burst_bytes: float
+    _turns: float = field(init=False)
+    _bytes: float = field(init=False)
+    _at: float | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._turns, self._bytes = self.burst, self.burst_bytes
+
+    @classmethod
+    def of(cls, limits: Limits) -> TextRate:
+        """The limits' rates, with a burst of 20 turns and of one message of the most."""
+        return cls(
+            limits.max_text_messages_per_second,
+            limits.max_text_bytes_per_second,
+            _TEXT_BURST,
+            max(limits.max_message_bytes, limits.max_text_bytes_per_second),
+        )
+
+    def take(self, size: int, now: float) -> float:
+        """Count a turn of ``size`` bytes: 0.0 when it is allowed, otherwise the seconds
+        until it would be (it is then not counted)."""
+        if self._at is not None:
+            elapsed = max(0.0, now - self._at)
+            self._turns = min(self.burst, self._turns + elapsed * self.per_second)
+            self._bytes = min(self.burst_bytes, self._bytes + elapsed * self.bytes_per_second)
+        self._at = now
+        short_turns, short_bytes = 1.0 - self._turns, size - self._bytes
+        if short_turns <= 0 and short_bytes <= 0:
+            self._turns -= 1.0
+            self._bytes -= size
+            return 0.0
+        wait = max(short_turns / self.per_second, short_bytes / self.bytes_per_second)
+        return max(wait, 0.001)
+
+
 @dataclass(slots=True)
 class Translator:
     """The translation state of one session; feed it both sides, send what it returns."""
@@ -187,6 +234,9 @@ class Translator:
 
     #: Hand both sides' audio to the session for recording (``Outbox.recorded``).
     record_audio: bool = False
+
+    #: How fast typed turns may come (None: unlimited).
+    text_rate: TextRate | None = None
 
     #: Bytes of ``audio_format`` audio per millisecond (derived, read per frame).
     bytes_per_ms: int = field(init=False)
@@ -244,9 +294,10 @@ class Translator:
     def client_audio_b64(self, audio: str, now: float) -> Outbox:
         """Audio sent as base64 in a JSON message (clients without binary frames)."""
         try:
-            return self.client_audio(pybase64.b64decode(audio, validate=True), now)
-        except binascii.Error:
+            pcm = pybase64.b64decode(audio, validate=True)
+        except ValueError:  # binascii.Error, or (pybase64) a string that is not ASCII
             raise ClientError("invalid_audio", "'audio' is not valid base64") from None
+        return self.client_audio(pcm, now)
 
     def client_audio(self, pcm: bytes, now: float) -> Outbox:
         """A binary frame of audio from the client, in ``audio_format``."""
@@ -279,8 +330,17 @@ class Translator:
     def append(self, audio: bytes) -> BackendEvent:
         return {"type": "input_audio_buffer.append", "audio": pybase64.b64encode_as_string(audio)}
 
-    def user_text(self, text: str) -> Outbox:
-        """A typed user turn, answered by the assistant."""
+    def user_text(self, text: str, now: float) -> Outbox:
+        """A typed user turn, answered by the assistant; refused (``text_rate_exceeded``,
+        with ``retry_after``) when turns come faster than ``text_rate``."""
+        if self.text_rate is not None and (wait := self.text_rate.take(len(text.encode()), now)):
+            rate = self.text_rate
+            raise ClientError(
+                "text_rate_exceeded",
+                f"typed turns are limited to {rate.per_second:g} a second and "
+                f"{rate.bytes_per_second:g} bytes a second",
+                retry_after=round(wait, 3),
+            )
         self.history.append(Turn("user", text))
         item = {
             "type": "message",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -46,3 +47,32 @@ async def emulator() -> AsyncIterator[RunningEmulator]:
 async def server(emulator: RunningEmulator) -> AsyncIterator[RunningServer]:
     async with running_server(openai_settings(emulator.http_url)) as running:
         yield running
+
+
+# ------------------------------------------------------------------ nothing skips silently
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that skipped a test fails (`make test-deps` says what is missing), unless
+    RT_ALLOW_SKIPS=1 asks for a partial run."""
+    if _skipped and os.environ.get("RT_ALLOW_SKIPS") != "1" and not _is_worker(session):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep(
+                "=",
+                f"{len(_skipped)} tests skipped: the run fails (install what they need with "
+                "`make test-deps`, or set RT_ALLOW_SKIPS=1 for a partial run)",
+                red=True,
+            )
+
+
+def _is_worker(session: pytest.Session) -> bool:
+    return hasattr(session.config, "workerinput")  # xdist: the controller decides

@@ -10,9 +10,9 @@ barge-in, tools and limits are shared.
 from __future__ import annotations
 
 import base64
-from typing import Any, ClassVar, Literal, NotRequired, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, NotRequired, TypeAlias
 
-from pydantic import with_config
+from pydantic import Field, with_config
 from typing_extensions import TypedDict
 
 from rt_server.dialects.realtime import ErrorMessage, error_frame
@@ -26,7 +26,7 @@ class TextInput(TypedDict):
     """Client: a typed user turn."""
 
     type: Literal["text"]
-    text: str
+    text: Annotated[str, Field(min_length=1)]
 
 
 @with_config(STRICT)
@@ -98,7 +98,7 @@ class ConversationTranslator(Translator):
 
     @protocol.handles(TextInput)
     def on_text(self, message: TextInput, now: float) -> Outbox:
-        return self.user_text(message["text"])
+        return self.user_text(message["text"], now)
 
     @protocol.handles(AudioInput)
     def on_audio(self, message: AudioInput, now: float) -> Outbox:

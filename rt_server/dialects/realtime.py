@@ -106,7 +106,7 @@ class RealtimeTranslator(Translator):
 
     @protocol.handles(UserMessage)
     def on_user_message(self, message: UserMessage, now: float) -> Outbox:
-        return self.user_text(message["text"])
+        return self.user_text(message["text"], now)
 
     @protocol.handles(AudioMessage)
     def on_audio(self, message: AudioMessage, now: float) -> Outbox:

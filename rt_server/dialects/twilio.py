@@ -278,6 +278,8 @@ class TwilioTranslator(Translator):
             return Outbox()
         # Already base64 mu-law, as the backend session expects: forwarded untouched.
         payload = media["payload"]
+        if not payload.isascii():  # no base64 (the backend's is checked there)
+            raise ClientError("invalid_audio", "'payload' is not valid base64")
         out = Outbox(
             backend=[{"type": "input_audio_buffer.append", "audio": payload}],
             audio_in_ms=_decoded_size(payload) / self.bytes_per_ms,

@@ -117,7 +117,7 @@ def word_frequency(word: str) -> float:
     return 220.0 + zlib.crc32(word.lower().encode()) % 661
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=128)  # 16 KB a word at 24 kHz: a bounded few MB, shared by sessions
 def _word_tone(word: str, rate: int, n_samples: int) -> bytes:
     gap = min(n_samples // 2, rate * WORD_GAP_MS // 1000)
     n_tone = n_samples - gap
@@ -134,9 +134,20 @@ def _word_tone(word: str, rate: int, n_samples: int) -> bytes:
 
 def speak(words: list[str], rate: int, word_ms: int) -> Int16Array:
     """The reply audio for `words`: `word_ms` of tone-and-gap per word."""
+    return speak_slice(words, rate, word_ms, 0, len(words) * (rate * word_ms // 1000))
+
+
+def speak_slice(words: list[str], rate: int, word_ms: int, start: int, stop: int) -> Int16Array:
+    """Samples ``start:stop`` of ``speak(words, ...)``, built from the words they cover
+    only (a reply's audio is made chunk by chunk, as it is sent)."""
     n_samples = rate * word_ms // 1000
-    pieces = [_word_tone(word, rate, n_samples) for word in words]
-    return np.frombuffer(b"".join(pieces), dtype="<i2")
+    if not n_samples or stop <= start:
+        return np.zeros(0, dtype="<i2")
+    first, last = start // n_samples, min(len(words), -(-stop // n_samples))
+    pieces = b"".join(_word_tone(word, rate, n_samples) for word in words[first:last])
+    offset = first * n_samples
+    samples = np.frombuffer(pieces, dtype="<i2")
+    return samples[start - offset : stop - offset]
 
 
 # --- voice activity detection ------------------------------------------------------------------

@@ -10,7 +10,6 @@ dialect is converted at the edges by `dialect.py` (incoming here, outgoing in th
 from __future__ import annotations
 
 import base64
-import binascii
 import copy
 import secrets
 from collections import deque
@@ -276,7 +275,7 @@ class Conversation:
             return [_echo(audio)]
         try:
             raw = base64.b64decode(audio, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a string that is not ASCII
             raise ClientEventError(
                 "invalid_value", "Invalid 'audio'. Expected base64-encoded audio bytes.", "audio"
             ) from None
@@ -557,9 +556,10 @@ class Conversation:
         active.live.update(snapshot(plan.item))
         if plan.audio_ms:
             self._audio[plan.item["id"]] = (plan.audio_ms, plan.word_ms)
+        cut = {"type": "incomplete", "reason": "max_output_tokens"}
         step.event["response"] = plan.response | {
-            "status": "completed",
-            "status_details": None,
+            "status": "incomplete" if plan.cut else "completed",
+            "status_details": cut if plan.cut else None,
             "output": [snapshot(plan.item)],
             "usage": usage(
                 active.input_chars, active.input_audio_ms, _text(plan.item), plan.audio_ms

@@ -9,15 +9,22 @@ sent, so a cancel knows exactly which words and how much audio the client got.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
-from rt_server.emulator.audio import AudioFormat, bytes_per_ms, encode_output, sample_rate, speak
+from rt_server.emulator.audio import AudioFormat, encode_output, sample_rate, speak_slice
 from rt_server.emulator.errors import Event
 from rt_server.emulator.items import Item, snapshot
 from rt_server.emulator.replies import CallReply, Reply
 
 Mark = Literal["", "item", "done", "midpoint"]
+
+#: The longest reply, in words (about 3 minutes of speech at 3 words a second): a longer
+#: one stops there with status "incomplete" (reason "max_output_tokens"), as the model's
+#: output cap ends a real one.
+MAX_REPLY_WORDS = 600
 
 
 @dataclass(slots=True)
@@ -28,6 +35,13 @@ class Step:
     mark: Mark = ""
     words: int = 0  # words of text/transcript the client has after this step
     audio_ms: int = 0  # ms of audio the client has after this step
+    #: The event's ``delta``, made when it is sent (a reply's audio is never built whole,
+    #: and the plan keeps none of it).
+    lazy: Callable[[], str] | None = None
+
+    def ready(self) -> Event:
+        """The event to send: with its lazy ``delta`` made now, in a copy."""
+        return self.event if self.lazy is None else {**self.event, "delta": self.lazy()}
 
 
 @dataclass
@@ -42,6 +56,7 @@ class Plan:
     word_ms: int = 333
     audio_ms: int = 0
     steps: list[Step] = field(default_factory=list)
+    cut: bool = False  # the reply was longer than MAX_REPLY_WORDS: it ends "incomplete"
 
 
 @dataclass(frozen=True)
@@ -63,14 +78,20 @@ def plan_response(
 ) -> Plan:
     if isinstance(reply, CallReply):
         return _plan_call(response, reply, item_id, previous_item_id, in_conversation)
-    words = reply.text.split()
+    words = reply.text.split(maxsplit=MAX_REPLY_WORDS)  # never a list of every word
+    text, cut = reply.text, len(words) > MAX_REPLY_WORDS
+    if cut:  # the model's output cap: the reply ends there, "incomplete"
+        words = words[:MAX_REPLY_WORDS]
+        text = " ".join(words)
     content = (
-        {"type": "output_audio", "transcript": reply.text}
+        {"type": "output_audio", "transcript": text}
         if voice.audio
-        else {"type": "output_text", "text": reply.text}
+        else {"type": "output_text", "text": text}
     )
-    item = _item(item_id, "completed", role="assistant", content=[content])
+    status = "incomplete" if cut else "completed"
+    item = _item(item_id, status, role="assistant", content=[content])
     plan = Plan(response, item, previous_item_id, in_conversation, words, voice.word_ms)
+    plan.cut = cut
     _opening(plan)
     if voice.audio:
         _audio_body(plan, voice)
@@ -122,20 +143,21 @@ def _text_body(plan: Plan) -> None:
 
 def _audio_body(plan: Plan, voice: Voice) -> None:
     rid, ids, transcript = plan.response["id"], _ids(plan), plan.item["content"][0]["transcript"]
-    pcm = speak(plan.words, sample_rate(voice.fmt), voice.word_ms)
-    data = encode_output(pcm, voice.fmt)
-    plan.audio_ms = round(len(data) / bytes_per_ms(voice.fmt))
-    chunk = int(bytes_per_ms(voice.fmt) * voice.chunk_ms)
+    rate = sample_rate(voice.fmt)
+    total = len(plan.words) * (rate * voice.word_ms // 1000)  # samples of the whole reply
+    plan.audio_ms = round(total * 1000 / rate)
+    chunk = rate * voice.chunk_ms // 1000  # samples per delta
     part = {"type": "audio", "transcript": ""}
     plan.steps.append(Step(rid, 0, {"type": "response.content_part.added", **ids, "part": part}))
     timed: list[tuple[float, int, Event, int, int]] = []
     for i, delta in enumerate(_deltas(plan.words)):
         event = {"type": "response.output_audio_transcript.delta", **ids, "delta": delta}
         timed.append((i * plan.word_ms, 0, event, i + 1, -1))
-    n_chunks = -(-len(data) // chunk)
+    n_chunks = -(-total // chunk) if chunk else 0
+    lazy: dict[int, Callable[[], str]] = {}
     for j in range(n_chunks):
-        b64 = base64.b64encode(data[j * chunk : (j + 1) * chunk]).decode()
-        event = {"type": "response.output_audio.delta", **ids, "delta": b64}
+        event = {"type": "response.output_audio.delta", **ids, "delta": ""}
+        lazy[id(event)] = partial(_audio_chunk, plan.words, voice, j * chunk, (j + 1) * chunk)
         timed.append(
             (j * voice.chunk_ms, 1, event, -1, min(plan.audio_ms, (j + 1) * voice.chunk_ms))
         )
@@ -147,13 +169,20 @@ def _audio_body(plan: Plan, voice: Voice) -> None:
         mark: Mark = ""
         if a >= 0 and audio * 2 >= plan.audio_ms and not midpoint_seen:
             mark, midpoint_seen = "midpoint", True
-        plan.steps.append(Step(rid, at_ms, event, mark, words, audio))
+        step = Step(rid, at_ms, event, mark, words, audio, lazy.get(id(event)))
+        plan.steps.append(step)
     end = max(0, n_chunks - 1) * voice.chunk_ms
     done = [
         {"type": "response.output_audio.done", **ids},
         {"type": "response.output_audio_transcript.done", **ids, "transcript": transcript},
     ]
     _closing(plan, end, done, {"type": "audio", "transcript": transcript})
+
+
+def _audio_chunk(words: list[str], voice: Voice, start: int, stop: int) -> str:
+    """Samples ``start:stop`` of the reply's audio, base64 in the output format."""
+    pcm = speak_slice(words, sample_rate(voice.fmt), voice.word_ms, start, stop)
+    return base64.b64encode(encode_output(pcm, voice.fmt)).decode()
 
 
 def _deltas(words: list[str]) -> list[str]:

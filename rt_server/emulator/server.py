@@ -35,6 +35,10 @@ from rt_server.emulator.session_config import default_session, merged_session
 from rt_server.emulator.state import ClientSecret, ConnectionInfo, EmulatorState
 from rt_server.serving import Served, serve
 
+#: Events queued for the writer above which the response pump waits for it (to the low
+#: mark): a response's events are made as they can be sent.
+_QUEUE_HIGH, _QUEUE_LOW = 32, 8
+
 _REASONS = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -157,6 +161,7 @@ class Connection:
         self._conv = conversation
         self._queue: asyncio.Queue[tuple[float, Event] | _Close] = asyncio.Queue()
         self._wake = asyncio.Event()
+        self._drained = asyncio.Event()  # the writer has caught up with the pump
         self._event_ids = f"event_{secrets.token_hex(4).upper()}"
         self._sent = 0
         self._log = logger.bind(connection=info.id)
@@ -211,13 +216,18 @@ class Connection:
                     await asyncio.sleep(delay)
                     continue  # the response may have been cancelled meanwhile: look again
                 self._conv.next_step()
-                self._emit_all([step.event])
+                self._emit_all([step.ready()])
                 if self._faults.stall_responses and step.event["type"] == "response.created":
                     stalled = current
                 if self._faults.close_mid_response and step.mark == "midpoint":
                     self._queue.put_nowait(_Close(self._faults.close_code, "emulated failure"))
                     return
                 await asyncio.sleep(0)  # let the reader see a barge-in or a cancel
+                if self._queue.qsize() > _QUEUE_HIGH:
+                    # A fast reply is made no faster than it is written: what waits in
+                    # the queue stays a few events, not the whole reply's audio.
+                    self._drained.clear()
+                    await self._drained.wait()
 
     async def _writer(self) -> None:
         loop = asyncio.get_running_loop()
@@ -226,6 +236,8 @@ class Connection:
         beta = self._info.dialect == "beta"
         while True:
             entry = await self._queue.get()
+            if self._queue.qsize() <= _QUEUE_LOW:
+                self._drained.set()
             if isinstance(entry, _Close):
                 await self._close(entry)
                 return
@@ -382,6 +394,7 @@ async def _client_secrets(
     except ClientEventError as exc:
         return JSONResponse(_error_body(400, exc.message, exc.code, exc.param), status_code=400)
     value = "ek_" + secrets.token_hex(16)
+    state.forget_expired_secrets(now)
     state.client_secrets[value] = ClientSecret(now + seconds, session)
     return JSONResponse({"value": value, "expires_at": now + seconds, "session": session})
 

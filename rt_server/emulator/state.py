@@ -83,6 +83,15 @@ class EmulatorState:
     def close(self, info: ConnectionInfo) -> None:
         self.connections.pop(info.id, None)
 
+    def forget_expired_secrets(self, now: float) -> None:
+        """Drop the client secrets past their expiry (kept otherwise: they are minted
+        one per session, forever)."""
+        expired = [
+            value for value, secret in self.client_secrets.items() if secret.expires_at <= now
+        ]
+        for value in expired:
+            del self.client_secrets[value]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "active_connections": self.active_connections,

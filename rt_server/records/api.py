@@ -67,7 +67,7 @@ async def list_conversations(
     """Conversations, newest first; page with ``cursor`` (stable) or ``offset``."""
     if cursor is not None and offset:
         raise ApiError(400, "invalid_paging", "give either cursor or offset, not both")
-    filters = queries.Filters(_naive_utc(since), _naive_utc(until), dialect, q)
+    filters = queries.Filters(_naive_utc(since, "since"), _naive_utc(until, "until"), dialect, q)
     if filters.since and filters.until and filters.since > filters.until:
         raise ApiError(400, "invalid_filter", "since is after until")
     try:
@@ -130,7 +130,10 @@ def _checked(id: str) -> str:
     return id
 
 
-def _naive_utc(value: datetime | None) -> datetime | None:
+def _naive_utc(value: datetime | None, name: str) -> datetime | None:
     if value is None or value.tzinfo is None:
         return value  # naive times are taken as UTC
-    return value.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # 0001-01-01T00:00+00:01 is before year 1 in UTC
+        raise ApiError(400, "invalid_filter", f"{name} is out of range in UTC") from None

@@ -21,6 +21,7 @@ from rt_server.edge.sockets import CLOSE_TIMEOUT
 from rt_server.emulator import EmulatorConfig, RunningEmulator, run_emulator
 from rt_server.serving import free_port
 from tests.conftest import openai_settings
+from tests.e2e.test_hardening import still_answers
 from tests.e2e.test_shutdown import wait_until_listening
 from tests.support.harness import (
     client,
@@ -32,6 +33,7 @@ from tests.support.harness import (
     until,
 )
 from tests.support.raw import (
+    BINARY,
     PING,
     TEXT,
     RawConnection,
@@ -169,8 +171,13 @@ async def test_pings_from_a_client_that_never_reads_back_up_into_its_own_socket(
 
 
 async def test_a_client_that_stops_reading_is_closed_within_the_stall_timeout() -> None:
-    async with run_emulator(EmulatorConfig(words_per_second=20.0)) as emulator:
-        settings = limited(emulator, send_buffer_bytes=65536, stall_timeout_seconds=1.0)
+    async with run_emulator(EmulatorConfig(echo_audio=True)) as emulator:
+        settings = limited(
+            emulator,
+            send_buffer_bytes=65536,
+            stall_timeout_seconds=1.0,
+            max_audio_realtime_factor=1e6,
+        )
         async with (
             running_server(settings) as server,
             client(server.ws_url) as neighbour,
@@ -178,9 +185,8 @@ async def test_a_client_that_stops_reading_is_closed_within_the_stall_timeout() 
         ):
             await connected(neighbour)
             await welcomed(reader)
-            # A reply of 150 s of audio (7 MB): more than the kernel's socket buffers take.
-            message = orjson.dumps({"type": "user_message", "text": "word " * 3000})
-            reader.writer.write(frame(TEXT, message))
+            # 9.6 MB of audio, echoed back: more than the kernel's socket buffers take.
+            reader.writer.write(frame(BINARY, bytes(9600)) * 1000)
             # It reads nothing more: the session must end and free its backend and its slot.
             async with asyncio.timeout(1.0 + CLOSE_TIMEOUT + SLACK):
                 while emulator.state.active_connections > 1:
@@ -193,17 +199,28 @@ async def test_a_client_that_stops_reading_is_closed_within_the_stall_timeout() 
 
 
 async def test_a_reader_keeping_up_is_never_closed_on_the_smallest_send_buffer() -> None:
-    """The budget counts what the client left unread, not the burst of one reply."""
-    async with run_emulator(EmulatorConfig(words_per_second=200.0)) as emulator:
-        async with (
-            running_server(limited(emulator, send_buffer_bytes=65536)) as server,
-            client(server.ws_url) as ws,
-        ):
+    """The budget counts what the client left unread, not a burst: 2 MB of audio echoed back
+    as fast as it goes, on a 64 KiB budget, to a client reading all the while."""
+    async with run_emulator(EmulatorConfig(echo_audio=True)) as emulator:
+        settings = limited(emulator, send_buffer_bytes=65536, max_audio_realtime_factor=1e6)
+        async with running_server(settings) as server, client(server.ws_url) as ws:
             await connected(ws)
-            for _ in range(3):
-                await send_json(ws, {"type": "user_message", "text": "word " * 2000})
-                _, frames = await until(ws, is_type("control", "text_done"), timeout=30)
-                assert sum(len(f) for f in frames if isinstance(f, bytes)) > 4 * 65536
+            sent = 200 * 9600
+
+            async def echoes() -> int:
+                heard = 0
+                while heard < sent:
+                    frame = await ws.recv()
+                    if isinstance(frame, bytes):
+                        heard += len(frame)
+                return heard
+
+            reading = asyncio.create_task(echoes())
+            for _ in range(200):
+                await ws.send(bytes(9600))
+            async with asyncio.timeout(30):
+                assert await reading >= sent
+            await still_answers(ws)
 
 
 async def test_a_close_the_client_never_completes_is_aborted(
@@ -225,12 +242,18 @@ async def test_a_close_the_client_never_completes_is_aborted(
 
 async def test_the_compat_edge_keeps_the_same_bound_on_a_stalled_reader() -> None:
     """``uvicorn rt_server.main:app`` (uvicorn's own WebSocket): the stall timeout holds."""
-    async with run_emulator(EmulatorConfig(words_per_second=20.0)) as emulator:
-        settings = limited(emulator, send_buffer_bytes=65536, stall_timeout_seconds=1.0)
+    async with run_emulator(EmulatorConfig(echo_audio=True)) as emulator:
+        settings = limited(
+            emulator,
+            send_buffer_bytes=65536,
+            stall_timeout_seconds=1.0,
+            max_audio_realtime_factor=1e6,
+        )
         async with running_server(settings, edge=False) as server:
             async with client(server.ws_url, max_queue=1) as ws:
                 await connected(ws)
-                await send_json(ws, {"type": "user_message", "text": "word " * 3000})
+                for _ in range(1000):
+                    await ws.send(bytes(9600))
                 with contextlib.suppress(ConnectionClosed):
                     async with asyncio.timeout(1.0 + 2 * CLOSE_TIMEOUT + SLACK):
                         while emulator.state.active_connections:

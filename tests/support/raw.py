@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 CLOSE = 0x8
 PING = 0x9
 TEXT = 0x1
+BINARY = 0x2
 
 
 @dataclass

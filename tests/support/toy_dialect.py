@@ -46,7 +46,7 @@ class ToyTranslator(Translator):
 
     @protocol.handles(Ask)
     def on_ask(self, message: Ask, now: float) -> Outbox:
-        return self.user_text(message["question"])
+        return self.user_text(message["question"], now)
 
     def render_text_delta(self, text_id: str, delta: str) -> list[ClientFrame]:
         return [Answer(kind="answer", text=delta)]

@@ -13,6 +13,7 @@ from rt_server.emulator.audio import (
     alaw_decode,
     alaw_encode,
     speak,
+    speak_slice,
     ulaw_decode,
     ulaw_encode,
     word_frequency,
@@ -81,3 +82,10 @@ def test_vad_threshold_maps_to_level() -> None:
     tone = (np.sin(np.arange(24000) / 5) * 300).astype(np.int16)  # about -43 dBFS
     assert feed_in_frames(Vad(24000, VadParams(threshold=0.2)), tone, 480)
     assert not feed_in_frames(Vad(24000, VadParams(threshold=0.8)), tone, 480)
+
+
+def test_reply_audio_made_in_slices_is_the_whole_reply_cut() -> None:
+    words = ["hello", "there", "general", "kenobi"]
+    whole = speak(words, 24000, 333)
+    for start, stop in [(0, 100), (7000, 9000), (0, whole.size), (whole.size - 5, whole.size + 50)]:
+        assert np.array_equal(speak_slice(words, 24000, 333, start, stop), whole[start:stop])

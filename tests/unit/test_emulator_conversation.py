@@ -17,7 +17,7 @@ Event = dict[str, Any]
 def drain(conv: Conversation) -> list[Event]:
     events = []
     while (step := conv.next_step()) is not None:
-        events.append(step.event)
+        events.append(step.ready())
     return events
 
 

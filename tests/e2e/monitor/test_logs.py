@@ -143,7 +143,12 @@ async def test_the_monitor_sees_every_dialect_with_transcripts_and_tools() -> No
 async def test_a_monitor_that_never_reads_does_not_slow_the_calls(
     emulator: RunningEmulator,
 ) -> None:
-    big = replace(FAST, max_message_bytes=3_000_000, send_buffer_bytes=16_000_000)
+    big = replace(
+        FAST,
+        max_message_bytes=3_000_000,
+        send_buffer_bytes=16_000_000,
+        max_text_bytes_per_second=16_000_000,  # 2 MB typed turns, one after another
+    )
     settings = replace(settings_for(emulator), monitor_buffer=16, limits=big)
     async with rt_server(settings) as (base, app):
         stalled = await _never_reading_monitor(base, f"/logs?token={ADMIN}")

@@ -33,6 +33,12 @@ def sqlite_url(tmp_path: object) -> str:
             400,
             "invalid_filter",
         ),
+        # times that exist in their zone but not in UTC (were a plain-text 500)
+        ("/api/conversations?since=0001-01-01T00:00:00%2B00:01", 400, "invalid_filter"),
+        ("/api/conversations?until=9999-12-31T23:59:59-14:00", 400, "invalid_filter"),
+        ("/api/conversations?limit=99999999999999999999999", 422, "invalid_request"),
+        ("/api/conversations?offset=-1", 422, "invalid_request"),
+        ("/api/conversations?cursor=%ff%fe", 400, "invalid_cursor"),
     ],
 )
 async def test_bad_requests(
@@ -113,3 +119,15 @@ async def test_other_routes_keep_fastapi_validation_errors(
     async with records_server(settings) as live, live.api(None) as api:
         response = await api.get("/health")
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("value", ["%00", "%ff", "%C3%A9%F0%9F%98%80", "x" * 32, "%27%3B--"])
+async def test_odd_text_filters_are_answered_not_failed(
+    emulator: RunningEmulator, sqlite_url: str, value: str
+) -> None:
+    settings = with_records(openai_settings(emulator.http_url), sqlite_url)
+    async with records_server(settings) as live, live.api() as api:
+        for name in ("q", "dialect"):
+            response = await api.get(f"/api/conversations?{name}={value}")
+            assert response.status_code == 200, response.text
+            assert response.json()["conversations"] == []
