@@ -1,6 +1,6 @@
 """The ``openai`` npm package's realtime WebSocket client (``OpenAIRealtimeWS``) through
-the gateway to every backend, a text turn and an audio turn each, with node (its packages: ``npm ci --prefix
-tests/support/node_openai``, as .ci/run does)."""
+the gateway to every backend, a text turn and an audio turn each, with node (its packages: ``.ci/deps``, which
+``make test`` runs, installs them)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ pytestmark = [
     pytest.mark.skipif(NODE is None, reason="needs node"),
     pytest.mark.skipif(
         not (DRIVER.parent / "node_modules" / "openai").exists(),
-        reason="needs npm ci --prefix tests/support/node_openai",
+        reason="needs .ci/deps (npm ci --prefix tests/support/node_openai)",
     ),
 ]
 
