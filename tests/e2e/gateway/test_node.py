@@ -1,6 +1,6 @@
 """The ``openai`` npm package's realtime WebSocket client (``OpenAIRealtimeWS``) through
-the gateway to every backend, a text turn and an audio turn each, with node (its packages: ``.ci/deps``, which
-``make test`` runs, installs them)."""
+the gateway to every backend, a text turn and an audio turn each, with node (its packages:
+``.ci/deps``, which ``make test`` runs, installs them)."""
 
 from __future__ import annotations
 
