@@ -22,7 +22,7 @@ import uvloop
 from benchmarks import connect, hotpath, memory, procs, report, text_turn, voice
 from rt_server import sched
 
-SCENARIOS = ("text", "voice", "connect", "memory", "hotpath")
+SCENARIOS = ("text", "voice", "connect", "memory", "hotpath", "gateway")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -131,6 +131,10 @@ def run_scenario(
     if name == "text":
         turns = args.turns or (50 if quick else 300)
         return uvloop.run(text_turn.run(turns, shared, root, trace=args.stamps))
+    if name == "gateway":  # the text turn by a Realtime API client, through /v1/realtime
+        return uvloop.run(
+            text_turn.run(args.turns or (50 if quick else 300), shared, root, gateway=True)
+        )
     if name == "connect":
         return uvloop.run(connect.run(args.connects or (30 if quick else 100), shared, root))
     if name == "memory":  # a fresh rt_server of its own, whatever ran before
@@ -162,7 +166,7 @@ def shared_servers(
 ) -> Iterator[procs.Pair | None]:
     """One emulator and rt_server for text, connect and voice (memory starts its own);
     ``--pin`` places them and records where in ``meta``."""
-    if not {"text", "connect", "voice"} & set(scenarios):
+    if not {"text", "connect", "voice", "gateway"} & set(scenarios):
         yield None
         return
     profile = args.out / "rt_server_profile" if args.profile else None

@@ -86,6 +86,20 @@ def _text(result: dict[str, Any]) -> str:
     )
 
 
+def _gateway(result: dict[str, Any]) -> str:
+    rows = []
+    for metric, label in (("first", "to the first transcript delta"), ("done", "to its .done")):
+        r = result[metric]
+        rows.append((label, *(_pct(r[k]) for k in ("through", "direct", "added", "floor"))))
+    head = ("ms, p50 / p90 / p99", "through the gateway", "direct", "added", "floor")
+    cpu = result["rt_server_cpu_ms_per_turn"]
+    return (
+        f"### Realtime gateway text turn ({result['turns']} turns each way: the same Realtime "
+        "API client through `/v1/realtime`, direct and through the relay)\n\n"
+        f"{table(head, rows)}\n\nrt_server CPU per turn: {cpu:.2f} ms.\n"
+    )
+
+
 def _trace(result: dict[str, Any]) -> str:
     """The stages of a through turn (``--trace``), when the run took them."""
     trace = result.get("trace")
@@ -230,6 +244,7 @@ _SECTIONS = {
     "connect": _connect,
     "memory": _memory,
     "hotpath": _hotpath,
+    "gateway": _gateway,
 }
 
 

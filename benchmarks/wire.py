@@ -27,6 +27,7 @@ __all__ = [
     "WAYS",
     "Socket",
     "Way",
+    "open_gateway",
     "open_session",
     "rotated",
     "speaks_realtime",
@@ -132,6 +133,15 @@ async def open_session(way: Way, port: int) -> Socket:
         await until(ws, lambda e: e.get("action") == "connected")
         return ws
     ws = await Socket.open(url_of(way, port), {"Authorization": f"Bearer {API_KEY}"})
+    await until(ws, lambda e: e.get("type") == "session.created")
+    await ws.send(SESSION_UPDATE)
+    await until(ws, lambda e: e.get("type") == "session.updated")
+    return ws
+
+
+async def open_gateway(port: int) -> Socket:
+    """A Realtime API client's session through rt_server's gateway, set up as direct's is."""
+    ws = await Socket.open(f"ws://127.0.0.1:{port}/v1/realtime?model={MODEL}")
     await until(ws, lambda e: e.get("type") == "session.created")
     await ws.send(SESSION_UPDATE)
     await until(ws, lambda e: e.get("type") == "session.updated")

@@ -3,8 +3,9 @@
 :func:`client_refusal` and :func:`admin_refusal` are the one access check, used alike by
 the WebSocket routes (before the handshake) and the REST endpoints. A token is accepted
 from ``Authorization: Bearer <token>``, a ``?token=`` query parameter (browsers cannot set
-headers on WebSockets) or a ``Sec-WebSocket-Protocol`` entry ``bearer.<token>``. Tokens are
-compared in constant time.
+headers on WebSockets) or a ``Sec-WebSocket-Protocol`` entry ``bearer.<token>`` (or
+``openai-insecure-api-key.<token>``, as the Realtime API's browser clients send it).
+Tokens are compared in constant time.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 TOKEN_PROTOCOL_PREFIX = "bearer."  # noqa: S105 (a prefix, not a secret)
+#: How the Realtime API's browser clients pass a key as a subprotocol (the gateway's).
+OPENAI_PROTOCOL_PREFIX = "openai-insecure-api-key."
+_CREDENTIAL_PREFIXES = (TOKEN_PROTOCOL_PREFIX, OPENAI_PROTOCOL_PREFIX)
 
 
 class Refusal(NamedTuple):
@@ -91,8 +95,9 @@ def presented_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str
     if query.get("token"):
         return query["token"]
     for entry in offered_protocols(headers):
-        if entry.startswith(TOKEN_PROTOCOL_PREFIX):
-            return entry[len(TOKEN_PROTOCOL_PREFIX) :]
+        for prefix in _CREDENTIAL_PREFIXES:
+            if entry.startswith(prefix):
+                return entry[len(prefix) :]
     return None
 
 
@@ -120,8 +125,9 @@ def offered_protocols(headers: Mapping[str, str]) -> list[str]:
 
 def chosen_protocol(headers: Mapping[str, str]) -> str | None:
     """The subprotocol to accept: a browser that offered any requires one back. Never a
-    ``bearer.<token>`` entry (a credential in the response); offered alone, none is
+    credential entry (``bearer.<token>``, ``openai-insecure-api-key.<token>``: a credential
+    in the response); offered alone, none is
     chosen (a browser then fails the handshake: it must offer a plain one beside it)."""
     offered = offered_protocols(headers)
-    plain = [entry for entry in offered if not entry.startswith(TOKEN_PROTOCOL_PREFIX)]
+    plain = [entry for entry in offered if not entry.startswith(_CREDENTIAL_PREFIXES)]
     return plain[0] if plain else None

@@ -8,6 +8,7 @@ an ``error`` and a close.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import WebSocket
 from loguru import logger
@@ -27,12 +28,18 @@ _DISCUSSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 async def serve_session(
-    websocket: WebSocket, dialect: Dialect, *, authenticated: bool = False
+    websocket: WebSocket,
+    dialect: Dialect,
+    *,
+    authenticated: bool = False,
+    profile_name: str | None = None,
+    **options: Any,
 ) -> None:
     """Admit a client (origin, token, capacity, profile), then run its session.
 
     ``authenticated``: the route has already verified the caller (a Twilio signature), so
-    no client token is asked for.
+    no client token is asked for. ``profile_name``: the profile to serve instead of the
+    one ``?profile=`` names; ``options`` go to the dialect's translator.
     """
     runtime = runtime_of(websocket)
     settings = runtime.settings
@@ -40,15 +47,16 @@ async def serve_session(
     if (refused := client_refused(websocket, settings, authenticated=authenticated)) is not None:
         await deny(websocket, refused)
         return
-    profile = settings.find_profile(query.get("profile"))
+    asked = profile_name or query.get("profile")
+    profile = settings.find_profile(asked)
     discussion = query.get("discussion")
-    turned_away = _refusal(runtime, profile, query.get("profile"))
+    turned_away = _refusal(runtime, profile, asked)
     if turned_away is None and discussion is not None:
         turned_away = await _discussion_refusal(runtime, discussion)
     if turned_away is not None:
         code, message, close = turned_away
         await websocket.accept(access.chosen_protocol(headers))
-        await websocket.send_json({"type": "error", "code": code, "message": message})
+        await websocket.send_json(dialect.refusal(code, message))
         await websocket.close(close, code)
         return
     assert profile is not None
@@ -59,6 +67,7 @@ async def serve_session(
         coalesce_ms=settings.audio_coalesce_ms,
         record_audio=services.record_audio is not None,
         text_rate=TextRate.of(settings.limits),
+        **options,
     )
     socket = await accept(websocket, access.chosen_protocol(headers), settings.limits)
     session = Session(socket, translator, services, discussion=discussion)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from rt_server.access import is_loopback
 from rt_server.errors import ConfigError
 from rt_server.logs import Category, parse_log_events
-from rt_server.profile import Eagerness, NoiseReduction, Profile, TurnDetection
+from rt_server.profile import Eagerness, NoiseReduction, Profile, TurnDetection, unknown_locks
 from rt_server.profiles import load_profiles
 from rt_server.sched import DEFAULT_US, MAX_US, MIN_US, valid
 
@@ -220,7 +220,16 @@ def _profile(get: _Reader) -> Profile:
         noise_reduction=get.choice("NOISE_REDUCTION", get_args(NoiseReduction), d.noise_reduction),
         welcome_instructions=get.text("WELCOME_INSTRUCTIONS"),
         show_tool_calls=get.flag("SHOW_TOOL_CALLS", False),
+        gateway_locked=_locked(get),
     )
+
+
+def _locked(get: _Reader) -> tuple[str, ...]:
+    """GATEWAY_LOCKED: session fields of the GA Realtime API, checked at start-up."""
+    names = get.items("GATEWAY_LOCKED")
+    if (wrong := unknown_locks(names)) is not None:
+        raise ConfigError(f"GATEWAY_LOCKED names {wrong}")
+    return names
 
 
 def _limits(get: _Reader) -> Limits:

@@ -19,11 +19,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rt_server import access, client_secrets, http_errors
+from rt_server import access, client_secrets, gateway, http_errors
 from rt_server.backends import Backend, create_backend
 from rt_server.call_logs import CallLogs
 from rt_server.config import Settings, load_settings
 from rt_server.dialects import DIALECTS, Dialect
+from rt_server.dialects.gateway import GatewayTranslator
 from rt_server.edge import server_options
 from rt_server.errors import ConfigError
 from rt_server.logs import configure_logging, message_categories
@@ -112,6 +113,8 @@ def create_app(
     app.include_router(records_api.router)
     app.include_router(discussion_api.router)
     app.include_router(client_secrets.router)
+    if GatewayTranslator in dialects:  # served with the other dialects, or left out
+        app.include_router(gateway.router())
     mount_web_client(app)
     return app
 

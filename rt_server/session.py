@@ -356,7 +356,7 @@ class Session:
 
     async def _reconnect(self, closed: BackendClosed) -> None:
         """Open a new backend session and replay the conversation, with backoff."""
-        attempts = self._limits.reconnect_attempts
+        attempts = self._limits.reconnect_attempts if self.translator.restores else 0
         self.log.warning("< backend closed: {}", closed.message)
         if attempts == 0:
             raise closed
@@ -593,7 +593,7 @@ class Session:
                 traffic.out_audio += 1
                 traffic.out_audio_bytes += len(frame)
             else:
-                data = orjson.dumps(frame).decode()
+                data = frame if isinstance(frame, str) else orjson.dumps(frame).decode()
                 traffic.out_text += 1
                 traffic.out_text_bytes += len(data)
             if self._traced:

@@ -31,7 +31,9 @@ from rt_server.profile import Profile
 from rt_server.protocol import ClientProtocol
 
 BackendEvent: TypeAlias = dict[str, Any]
-ClientFrame: TypeAlias = Mapping[str, Any] | bytes
+#: What a client is sent: a message to encode as JSON, audio (a binary frame), or JSON
+#: text sent as it is (an event passed through unchanged, :class:`RawEvent`).
+ClientFrame: TypeAlias = Mapping[str, Any] | bytes | str
 Side: TypeAlias = Literal["user", "assistant"]
 
 _INTERNAL = "rt_"  # event_id prefix of events the server sends on its own behalf
@@ -54,6 +56,23 @@ NoteKind: TypeAlias = Literal[
     "usage",
     "error",
 ]
+
+
+class RawEvent(dict[str, Any]):
+    """An event that keeps the JSON text it was decoded from, so that one passed on
+    unchanged is not encoded again (a GA backend's events, a GA client's). Never mutate
+    one: a changed event is a new plain dict. Made by :func:`raw_event`."""
+
+    __slots__ = ("raw",)
+    raw: bytes
+
+
+def raw_event(event: Mapping[str, Any], raw: bytes) -> RawEvent:
+    """``event`` with the text it was decoded from (dict's own constructor: this runs per
+    event, and a Python ``__init__`` would double its cost)."""
+    kept = RawEvent(event)
+    kept.raw = raw
+    return kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +222,9 @@ class Translator:
     protocol: ClassVar[ClientProtocol[Outbox]] = ClientProtocol("neutral")
     #: The union of the TypedDicts of the messages this dialect sends.
     server_messages: ClassVar[Any] = None
+    #: A lost backend is replaced and the conversation restored (False: the session ends,
+    #: as for a client that keeps the conversation's item ids itself).
+    restores: ClassVar[bool] = True
 
     profile: Profile
     tools: list[dict[str, Any]] = field(default_factory=list)
@@ -273,6 +295,11 @@ class Translator:
             return []
         response = {"instructions": self.profile.welcome_instructions}
         return [{"type": "response.create", "response": response}]
+
+    @classmethod
+    def refusal(cls, code: str, message: str) -> dict[str, Any]:
+        """The ``error`` a client turned away before its session starts is sent."""
+        return {"type": "error", "code": code, "message": message}
 
     @classmethod
     def schema(cls) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rt_server.dialects.conversation import ConversationTranslator
+from rt_server.dialects.gateway import GatewayTranslator
 from rt_server.dialects.logs import LogsTranslator
 from rt_server.dialects.realtime import RealtimeTranslator
 from rt_server.dialects.twilio import TwilioTranslator
@@ -19,7 +20,12 @@ from rt_server.translate import Translator
 
 Dialect = type[Translator]
 
-DIALECTS: tuple[Dialect, ...] = (RealtimeTranslator, ConversationTranslator, TwilioTranslator)
+DIALECTS: tuple[Dialect, ...] = (
+    RealtimeTranslator,
+    ConversationTranslator,
+    TwilioTranslator,
+    GatewayTranslator,
+)
 
 
 def schemas(dialects: Iterable[Dialect] = DIALECTS) -> dict[str, dict[str, Any]]:

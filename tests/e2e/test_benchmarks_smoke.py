@@ -32,10 +32,10 @@ SMALLEST = [
 ]  # fmt: skip
 
 
-SCENARIOS = ("text", "voice", "connect", "memory", "hotpath")
+SCENARIOS = ("text", "voice", "connect", "memory", "hotpath", "gateway")
 WAYS = ("through", "direct", "relay")
 # Processes run at once: text, connect and voice share one emulator and rt_server.
-GROUPS = (("text", "connect", "voice"), ("memory",), ("hotpath",))
+GROUPS = (("text", "connect", "voice", "gateway"), ("memory",), ("hotpath",))
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,14 @@ def test_text_turn(results: dict[str, Path]) -> None:
             positive_ms(data[metric][way])
         assert set(data[metric]["added"]) == set(data[metric]["floor"]) == {"p50", "p90", "p99"}
     assert data["rt_server_cpu_ms_per_turn"] >= 0
+
+
+def test_gateway_text_turn(results: dict[str, Path]) -> None:
+    data = load(results, "gateway")
+    assert (data["turns"], data["gateway"]) == (5, True)
+    for metric in ("first", "done"):
+        for way in WAYS:
+            positive_ms(data[metric][way])
 
 
 def test_voice(results: dict[str, Path]) -> None:
