@@ -24,8 +24,8 @@ ADMIN = "admin-token-for-the-gateway"
 async def test_the_monitor_and_metrics_see_a_gateway_session(emulator: RunningEmulator) -> None:
     settings = openai_settings(emulator.http_url, admin_token=ADMIN)
     async with running_server(settings) as server:
-        logs_url = f"{server.http_url.replace('http://', 'ws://')}/logs?token={ADMIN}"
-        async with client(logs_url) as logs:
+        monitor_url = f"{server.http_url.replace('http://', 'ws://')}/monitor?token={ADMIN}"
+        async with client(monitor_url) as logs:
             assert (await event_of(logs))["type"] == "monitor"
             async with sdk(server).realtime.connect(model="gpt-realtime") as connection:
                 await recv(connection)
