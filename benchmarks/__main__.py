@@ -22,7 +22,7 @@ import uvloop
 from benchmarks import connect, hotpath, memory, procs, report, text_turn, voice
 from rt_server import sched
 
-SCENARIOS = ("text", "voice", "connect", "memory", "hotpath")
+SCENARIOS = ("text", "voice", "connect", "memory", "hotpath", "gateway")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -37,6 +37,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--turns", type=int, help="text turns each way (default 300; quick 50)")
     p.add_argument("--connects", type=int, help="connects each way (default 100; quick 30)")
     p.add_argument("--levels", help="voice sessions, comma separated (default 10,50,100,200,300)")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="voice: run the levels this many times, rotated"
+    )
     p.add_argument("--seconds", type=float, help="seconds per voice level (default 15; quick 5)")
     p.add_argument(
         "--frame-ms",
@@ -128,6 +131,10 @@ def run_scenario(
     if name == "text":
         turns = args.turns or (50 if quick else 300)
         return uvloop.run(text_turn.run(turns, shared, root, trace=args.stamps))
+    if name == "gateway":  # the text turn by a Realtime API client, through /v1/realtime
+        return uvloop.run(
+            text_turn.run(args.turns or (50 if quick else 300), shared, root, gateway=True)
+        )
     if name == "connect":
         return uvloop.run(connect.run(args.connects or (30 if quick else 100), shared, root))
     if name == "memory":  # a fresh rt_server of its own, whatever ran before
@@ -149,6 +156,7 @@ def run_scenario(
         quiet_wait=args.quiet_wait,
         spy_dir=spy_dir,
         frame_ms=args.frame_ms,
+        repeat=args.repeat,
     )
 
 
@@ -158,12 +166,13 @@ def shared_servers(
 ) -> Iterator[procs.Pair | None]:
     """One emulator and rt_server for text, connect and voice (memory starts its own);
     ``--pin`` places them and records where in ``meta``."""
-    if not {"text", "connect", "voice"} & set(scenarios):
+    if not {"text", "connect", "voice", "gateway"} & set(scenarios):
         yield None
         return
     profile = args.out / "rt_server_profile" if args.profile else None
     env = dict(item.split("=", 1) for item in args.env)
-    with procs.pair(root, profile=profile, trace=args.stamps, env=env) as pair:
+    voice = "voice" in scenarios
+    with procs.pair(root, profile=profile, trace=args.stamps, env=env, voice=voice) as pair:
         if args.pin:
             meta["placement"] = procs.pin(pair)
         meta["slices"] = procs.slices(pair)

@@ -11,13 +11,14 @@ import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, TypeAlias
@@ -27,9 +28,10 @@ import psutil
 from rt_server.sched import DEFAULT_US, current_slice_us
 from rt_server.serving import free_port
 
-#: How a client reaches the emulator: through rt_server, straight to it, or through the
-#: floor relay (speaking the Realtime API, as direct).
-Way: TypeAlias = Literal["through", "direct", "relay"]
+#: How a client reaches the emulator: through rt_server, straight to it, through the
+#: floor relay (speaking the Realtime API, as direct), through the reference relay
+#: (rt_server's protocol) or through HAProxy (the Realtime API).
+Way: TypeAlias = Literal["through", "direct", "relay", "reference", "haproxy"]
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-bench"
 MODEL = "gpt-realtime"
@@ -146,11 +148,15 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _wait_healthy(child: Child, timeout: float = 30.0) -> None:
+def _wait_healthy(child: Child, timeout: float = 60.0, *, http: bool = True) -> None:
+    """Until ``/health`` answers 200 (``http``), or the port takes a connection."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.popen.poll() is not None:
             raise RuntimeError(f"{child.name} exited with {child.popen.returncode} at start-up")
+        if not http:
+            with suppress(OSError), socket.create_connection(("127.0.0.1", child.port), 1.0):
+                return
         with (
             suppress(OSError),
             urllib.request.urlopen(f"{child.http_url}/health", timeout=1.0) as response,
@@ -173,7 +179,7 @@ def _stop(child: Child) -> None:
 
 @contextmanager
 def _child(
-    name: str, argv: list[str], env: Mapping[str, str], port: int, root: Path
+    name: str, argv: list[str], env: Mapping[str, str], port: int, root: Path, *, http: bool = True
 ) -> Iterator[Child]:
     full_env = {**os.environ, **env}
     if root != ROOT:
@@ -183,7 +189,7 @@ def _child(
         child = Child(name, popen, port, log)
         try:
             try:
-                _wait_healthy(child)
+                _wait_healthy(child, http=http)
             except RuntimeError:
                 print(child.log_tail(), file=sys.stderr)
                 raise
@@ -262,19 +268,75 @@ def relay(emulator_port: int, root: Path = ROOT, *, slice_us: int = 0) -> Iterat
         yield child
 
 
+@contextmanager
+def reference(emulator_port: int, root: Path = ROOT, *, slice_us: int = 0) -> Iterator[Child]:
+    """The reference relay (:mod:`benchmarks.reference`): rt_server's voice work on picows
+    both sides, in callbacks, asking for the same scheduler slice as rt_server."""
+    port = free_port()
+    argv = [sys.executable, "-m", "benchmarks.reference", "--port", str(port)]
+    argv += ["--upstream", str(emulator_port), "--slice-us", str(slice_us)]
+    with _child("reference", argv, {}, port, root, http=False) as child:
+        yield child
+
+
+_HAPROXY = """global
+    maxconn 8000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+frontend clients
+    bind 127.0.0.1:{port}
+    default_backend emulator
+backend emulator
+    server emulator 127.0.0.1:{upstream}
+"""
+
+
+@contextmanager
+def haproxy(emulator_port: int, root: Path = ROOT) -> Iterator[Child]:
+    """The physical floor: HAProxy (compiled, TCP mode) in front of the emulator, one
+    process in the foreground (the Debian package ``haproxy``)."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "haproxy.cfg"
+        config.write_text(_HAPROXY.format(port=port, upstream=emulator_port))
+        argv = [shutil.which("haproxy") or "/usr/sbin/haproxy", "-db", "-f", str(config)]
+        with _child("haproxy", argv, {}, port, root) as child:
+            yield child
+
+
 @dataclass(frozen=True)
 class Pair:
-    """An emulator with rt_server and the floor relay in front of it, shared by the
-    scenarios of one run."""
+    """An emulator with rt_server, the floor relay, the reference relay and HAProxy in
+    front of it, shared by the scenarios of one run."""
 
     emulator: Child
     server: Child
     relay: Child
+    reference: Child | None = None  # started for the voice scenario only
+    haproxy: Child | None = None
 
     @property
     def ports(self) -> dict[Way, int]:
         """Where each way connects."""
-        return {"through": self.server.port, "direct": self.emulator.port, "relay": self.relay.port}
+        ports: dict[Way, int] = {
+            "through": self.server.port,
+            "direct": self.emulator.port,
+            "relay": self.relay.port,
+        }
+        if self.reference is not None:
+            ports["reference"] = self.reference.port
+        if self.haproxy is not None:
+            ports["haproxy"] = self.haproxy.port
+        return ports
+
+    @property
+    def relays(self) -> list[Child]:
+        """What runs in rt_server's place: the floor relay, and the reference relay and
+        HAProxy when they were started."""
+        return [c for c in (self.relay, self.reference, self.haproxy) if c is not None]
 
 
 @contextmanager
@@ -285,7 +347,9 @@ def pair(
     profiler: str = "cprofile",
     trace: Path | None = None,
     env: Mapping[str, str] | None = None,
+    voice: bool = True,
 ) -> Iterator[Pair]:
+    """The shared processes; ``voice``: with the reference relay and HAProxy too."""
     with (
         emulator(root) as emu,
         rt_server(
@@ -297,8 +361,14 @@ def pair(
             env=env,
         ) as srv,
         relay(emu.port, root, slice_us=slice_of(env)) as floor,
+        ExitStack() as stack,
     ):
-        yield Pair(emu, srv, floor)
+        if not voice:
+            yield Pair(emu, srv, floor)
+            return
+        best = stack.enter_context(reference(emu.port, root, slice_us=slice_of(env)))
+        compiled = stack.enter_context(haproxy(emu.port, root))
+        yield Pair(emu, srv, floor, best, compiled)
 
 
 def slice_of(env: Mapping[str, str] | None) -> int:
@@ -322,7 +392,7 @@ def slices(pair: Pair) -> str:
 
 
 def pin(pair: Pair, harness: int = 0) -> str:
-    """Give rt_server (and the relay, which runs in its place) the last CPU to itself, and
+    """Give rt_server (and the relays, which run in its place) the last CPU to itself, and
     the emulator and the ``harness`` process (this one by default; its load generator
     workers inherit its CPUs) the others:
     rt_server on a core of its own, as deployed, with its backend and clients elsewhere.
@@ -332,11 +402,11 @@ def pin(pair: Pair, harness: int = 0) -> str:
     if len(cpus) < 2:
         return "not pinned (one CPU)"
     own, rest = {cpus[-1]}, set(cpus[:-1])
-    for child in (pair.server, pair.relay):
+    for child in (pair.server, *pair.relays):
         child.process.cpu_affinity(sorted(own))
     pair.emulator.process.cpu_affinity(sorted(rest))
     os.sched_setaffinity(harness, rest)
-    return f"rt_server and the relay on CPU {cpus[-1]}; emulator and load generator on CPU " + (
+    return f"rt_server and the relays on CPU {cpus[-1]}; emulator and load generator on CPU " + (
         ", ".join(str(c) for c in sorted(rest))
     )
 

@@ -86,6 +86,20 @@ def _text(result: dict[str, Any]) -> str:
     )
 
 
+def _gateway(result: dict[str, Any]) -> str:
+    rows = []
+    for metric, label in (("first", "to the first transcript delta"), ("done", "to its .done")):
+        r = result[metric]
+        rows.append((label, *(_pct(r[k]) for k in ("through", "direct", "added", "floor"))))
+    head = ("ms, p50 / p90 / p99", "through the gateway", "direct", "added", "floor")
+    cpu = result["rt_server_cpu_ms_per_turn"]
+    return (
+        f"### Realtime gateway text turn ({result['turns']} turns each way: the same Realtime "
+        "API client through `/v1/realtime`, direct and through the relay)\n\n"
+        f"{table(head, rows)}\n\nrt_server CPU per turn: {cpu:.2f} ms.\n"
+    )
+
+
 def _trace(result: dict[str, Any]) -> str:
     """The stages of a through turn (``--trace``), when the run took them."""
     trace = result.get("trace")
@@ -129,7 +143,10 @@ def _voice(result: dict[str, Any]) -> str:
                 f"{t['lost']} / {d['lost']} / {r['lost']}",
                 f"{row['rt_server_cpu_percent_of_core']:.0f}%",
                 f"{row['rt_server_cpu_us_per_frame']:.0f}",
+                f"{row.get('reference_cpu_us_per_frame', 0):.0f}",
+                f"{row.get('ratio_to_reference')}",
                 f"{row['relay_cpu_us_per_frame']:.0f}",
+                f"{row.get('haproxy_cpu_us_per_frame', 0):.0f}",
                 f"{row['rt_server_cpu_s_per_session_minute']:.3f}",
                 f"{t['cpu_cores']['emulator'] * 100:.0f}%",
                 f"{t['loadgen_cpu_cores'] * 100:.0f}% / {d['loadgen_cpu_cores'] * 100:.0f}%",
@@ -146,7 +163,10 @@ def _voice(result: dict[str, Any]) -> str:
         "lost thr/dir/relay",
         "rt_server CPU",
         "rt_server us / frame",
+        "reference us / frame",
+        "ratio",
         "relay us / frame",
+        "haproxy us / frame",
         "CPU s / session-min",
         "emulator CPU",
         "load gen CPU thr/dir",
@@ -224,6 +244,7 @@ _SECTIONS = {
     "connect": _connect,
     "memory": _memory,
     "hotpath": _hotpath,
+    "gateway": _gateway,
 }
 
 

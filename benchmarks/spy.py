@@ -29,6 +29,9 @@ _LAYERS = (
     ("uvicorn/", "client WebSocket (uvicorn + websockets)"),
     ("enum.py", "client WebSocket (uvicorn + websockets)"),  # websockets' Opcode(...)
     ("starlette/", "Starlette WebSocket wrapper"),
+    ("picows", "WebSockets (picows)"),
+    ("rt_server/edge/", "client socket edge (rt_server/edge)"),
+    ("rt_server/backends/sockets.py", "backend socket (rt_server/backends/sockets.py)"),
     ("aiohttp/", "backend WebSocket (aiohttp)"),
     ("openai/", "backend WebSocket (openai SDK)"),
     ("rt_server/translate.py", "translation (incl. base64)"),

@@ -6,6 +6,10 @@ noise. Direct and relay turns are ``conversation.item.create`` + ``response.crea
 timed to the first ``response.output_audio_transcript.delta`` and to its ``.done``, then
 read on to ``response.done``; through rt_server nothing follows ``text_done``, and the
 other ways' turns in between leave the emulator time to finish the response.
+
+``gateway=True`` (the ``gateway`` scenario) sends the through way's client, the direct
+way's own code, to rt_server's Realtime gateway (``/v1/realtime``): what a GA Realtime
+client pays for rt_server in its path, beside the same client direct.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import orjson
 
 from benchmarks import procs, turn_trace
 from benchmarks.stats import against_direct, percentiles
-from benchmarks.wire import WAYS, Socket, Way, open_session, rotated, speaks_realtime
+from benchmarks.wire import WAYS, Socket, Way, open_gateway, open_session, rotated, speaks_realtime
 
 TEXT = "ping"
 _USER_MESSAGE = orjson.dumps({"type": "user_message", "text": TEXT}).decode()
@@ -73,10 +77,10 @@ async def _direct(ws: Socket) -> tuple[int, int, int]:
             raise RuntimeError(f"the emulator sent an error: {event}")
 
 
-async def _turn(way: Way, ws: Socket) -> tuple[int, int, int]:
+async def _turn(way: Way, ws: Socket, gateway: bool = False) -> tuple[int, int, int]:
     """(start, first delta, done) on ``time.perf_counter_ns()``, which on Linux is the
     ``CLOCK_MONOTONIC`` that :mod:`benchmarks.stamps` reads inside rt_server."""
-    return await (_direct(ws) if speaks_realtime(way) else _through(ws))
+    return await (_direct(ws) if gateway or speaks_realtime(way) else _through(ws))
 
 
 async def run(
@@ -86,6 +90,7 @@ async def run(
     warmup: int = 10,
     *,
     trace: Path | None = None,
+    gateway: bool = False,
 ) -> dict[str, Any]:
     """Time ``turns`` turns each way; return percentiles in ms, what rt_server adds and
     what the floor relay adds (``floor``). With ``trace`` (the file rt_server's
@@ -95,15 +100,22 @@ async def run(
     traced: dict[str, Any] | None = None
     with procs.using(shared, root) as servers:
         srv, ports = servers.server, servers.ports
-        sockets = {way: await open_session(way, ports[way]) for way in WAYS}
+        sockets = {
+            way: await (
+                open_gateway(ports[way])
+                if gateway and way == "through"
+                else open_session(way, ports[way])
+            )
+            for way in WAYS
+        }
         try:
             for _ in range(warmup):
                 for way in WAYS:
-                    await _turn(way, sockets[way])
+                    await _turn(way, sockets[way], gateway)
             cpu_before = srv.cpu_seconds()
             for i in range(turns):
                 for way in rotated(i):
-                    start, first, done = await _turn(way, sockets[way])
+                    start, first, done = await _turn(way, sockets[way], gateway)
                     samples[way]["first"].append((first - start) / 1e6)
                     samples[way]["done"].append((done - start) / 1e6)
                     if way == "through":
@@ -114,7 +126,7 @@ async def run(
         finally:
             for ws in sockets.values():
                 await ws.close()
-    result: dict[str, Any] = {"turns": turns, "text": TEXT}
+    result: dict[str, Any] = {"turns": turns, "text": TEXT, "gateway": gateway}
     for metric in ("first", "done"):
         of: dict[str, dict[str, float]] = {way: percentiles(samples[way][metric]) for way in WAYS}
         result[metric] = {**of, **against_direct(of)}

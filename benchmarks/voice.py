@@ -37,7 +37,7 @@ import orjson
 
 from benchmarks import procs, spy
 from benchmarks.stats import added, percentiles
-from benchmarks.wire import WAYS, Socket, Way, open_session, speaks_realtime
+from benchmarks.wire import VOICE_WAYS, Socket, Way, open_session, rotated, speaks_realtime
 
 BYTES_PER_MS = 48  # PCM16 mono at 24 kHz
 FRAME_MS = 20
@@ -325,20 +325,31 @@ def run(
     quiet_wait: float = 0.0,
     spy_dir: Path | None = None,
     frame_ms: int = FRAME_MS,
+    repeat: int = 1,
 ) -> dict[str, Any]:
-    """Every N, through rt_server, direct and through the relay; what rt_server adds per
-    frame and its CPU, and what the floor relay adds (``floor_ms``) and its CPU.
+    """Every N, through rt_server, the reference relay, direct, the floor relay and
+    HAProxy; what rt_server adds per frame and its CPU, its ratio to the reference relay's,
+    and what the floors add (``floor_ms``, ``haproxy_ms``) and cost. ``repeat`` runs the
+    levels again, the ways' order rotated each time, so each shares the machine's noise.
 
     ``spy_dir``: profile rt_server with py-spy at every level (see :mod:`benchmarks.spy`)."""
     procs.raise_fd_limit()
     rows: list[dict[str, Any]] = []
     with procs.using(shared, root) as servers:
         srv, ports = servers.server, servers.ports
-        watched = {"rt_server": srv, "emulator": servers.emulator, "relay": servers.relay}
+        if servers.reference is None or servers.haproxy is None:
+            raise RuntimeError("the voice scenario runs beside the reference relay and HAProxy")
+        watched = {
+            "rt_server": srv,
+            "emulator": servers.emulator,
+            "relay": servers.relay,
+            "reference": servers.reference,
+            "haproxy": servers.haproxy,
+        }
         layers: dict[str, dict[str, float]] = {}
-        for n in levels:
-            spy_to = spy_dir / f"voice-{n}.txt" if spy_dir else None
-            level = {
+        for round_, n in ((r, n) for r in range(repeat) for n in levels):
+            spy_to = spy_dir / f"voice-{n}.txt" if spy_dir and round_ == 0 else None
+            level: dict[str, dict[str, Any]] = {
                 way: run_level(
                     way,
                     ports[way],
@@ -350,22 +361,28 @@ def run(
                     spy_to if way == "through" else None,
                     frame_ms,
                 )
-                for way in WAYS
+                for way in rotated(round_, VOICE_WAYS)
             }
             if spy_to is not None and spy_to.exists():
                 layers[str(n)] = spy.layers(spy_to.read_text())
             through, direct, relay = level["through"], level["direct"], level["relay"]
+            best, compiled = level["reference"], level["haproxy"]
             server_cores = through["cpu_cores"]["rt_server"]
             frame_us = through["cpu_us_per_frame"]["rt_server"]
+            best_us = best["cpu_us_per_frame"]["reference"]
             rows.append(
                 {
                     "sessions": n,
-                    "through": through,
-                    "direct": direct,
-                    "relay": relay,
+                    "round": round_,
+                    **level,
                     "added_ms": added(through["rtt_ms"], direct["rtt_ms"]),
+                    "reference_added_ms": added(best["rtt_ms"], direct["rtt_ms"]),
                     "floor_ms": added(relay["rtt_ms"], direct["rtt_ms"]),
+                    "haproxy_ms": added(compiled["rtt_ms"], direct["rtt_ms"]),
                     "relay_cpu_us_per_frame": relay["cpu_us_per_frame"]["relay"],
+                    "reference_cpu_us_per_frame": best_us,
+                    "haproxy_cpu_us_per_frame": compiled["cpu_us_per_frame"]["haproxy"],
+                    "ratio_to_reference": round(frame_us / best_us, 2) if best_us else None,
                     "rt_server_cpu_us_per_frame": frame_us,
                     "rt_server_cpu_s_per_session_minute": round(
                         frame_us * 60_000 / frame_ms / 1e6, 4
@@ -381,6 +398,7 @@ def run(
     ok = [r["sessions"] for r in rows if _level_ok(r)]
     return {
         "levels": list(levels),
+        "repeat": repeat,
         "seconds_per_level": seconds,
         "frame_bytes": frame_ms * BYTES_PER_MS,
         "frame_ms": frame_ms,
@@ -426,7 +444,9 @@ def _print_level(row: dict[str, Any]) -> None:
         f"{t['rtt_ms']['p99']:.2f} ms, direct {d['rtt_ms']['p50']:.2f}/{d['rtt_ms']['p99']:.2f} "
         f"ms, relay {r['rtt_ms']['p50']:.2f}/{r['rtt_ms']['p99']:.2f} ms "
         f"({row['relay_cpu_us_per_frame']:.0f} us/frame); rt_server {row['rt_server_cpu_percent_of_core']:.0f}% of a core, "
-        f"{row['rt_server_cpu_us_per_frame']:.0f} us/frame; "
+        f"{row['rt_server_cpu_us_per_frame']:.0f} us/frame, reference relay "
+        f"{row['reference_cpu_us_per_frame']:.0f} (x{row['ratio_to_reference']}), haproxy "
+        f"{row['haproxy_cpu_us_per_frame']:.0f}; "
         f"lost {t['lost']}/{d['lost']}; other processes {t['other_cpu_cores'] * 100:.0f}%/"
         f"{d['other_cpu_cores'] * 100:.0f}% of a core",
         flush=True,

@@ -1,5 +1,5 @@
-"""The three ways a client reaches the emulator: through rt_server, straight to it, or
-through the floor relay.
+"""The ways a client reaches the emulator: through rt_server, straight to it, through the
+floor relay, and (voice) through the reference relay or HAProxy.
 
 *Through* speaks rt_server's simplified protocol on ``/realtime``; *direct* speaks the
 Realtime API itself (GA events), configuring the session with the same ``session.update``
@@ -22,9 +22,23 @@ import orjson
 
 from benchmarks.procs import API_KEY, MODEL, Way
 
-__all__ = ["WAYS", "Socket", "Way", "open_session", "rotated", "speaks_realtime", "until", "url_of"]
+__all__ = [
+    "VOICE_WAYS",
+    "WAYS",
+    "Socket",
+    "Way",
+    "open_gateway",
+    "open_session",
+    "rotated",
+    "speaks_realtime",
+    "until",
+    "url_of",
+]
 
 WAYS: tuple[Way, ...] = ("through", "direct", "relay")
+# Voice also runs the reference relay (rt_server's voice work at best, in Python) and
+# HAProxy (a compiled TCP proxy: the physical floor).
+VOICE_WAYS: tuple[Way, ...] = ("through", "reference", "direct", "relay", "haproxy")
 
 # What rt_server's default profile sends (rt_server.profile), spelled out so the direct way
 # does not move when the profile's code does.
@@ -94,15 +108,16 @@ class Socket:
 
 
 def speaks_realtime(way: Way) -> bool:
-    """Whether the client speaks the Realtime API itself (direct, or through the relay)."""
-    return way != "through"
+    """Whether the client speaks the Realtime API itself (direct, or through a byte relay)
+    rather than rt_server's protocol (through rt_server or the reference relay)."""
+    return way not in ("through", "reference")
 
 
-def rotated(i: int) -> tuple[Way, ...]:
+def rotated(i: int, ways: tuple[Way, ...] = WAYS) -> tuple[Way, ...]:
     """The ways in the order of the ``i``-th round: each way goes first, second and last
     equally often, so they share the machine's noise."""
-    k = i % len(WAYS)
-    return WAYS[k:] + WAYS[:k]
+    k = i % len(ways)
+    return ways[k:] + ways[:k]
 
 
 def url_of(way: Way, port: int) -> str:
@@ -118,6 +133,15 @@ async def open_session(way: Way, port: int) -> Socket:
         await until(ws, lambda e: e.get("action") == "connected")
         return ws
     ws = await Socket.open(url_of(way, port), {"Authorization": f"Bearer {API_KEY}"})
+    await until(ws, lambda e: e.get("type") == "session.created")
+    await ws.send(SESSION_UPDATE)
+    await until(ws, lambda e: e.get("type") == "session.updated")
+    return ws
+
+
+async def open_gateway(port: int) -> Socket:
+    """A Realtime API client's session through rt_server's gateway, set up as direct's is."""
+    ws = await Socket.open(f"ws://127.0.0.1:{port}/v1/realtime?model={MODEL}")
     await until(ws, lambda e: e.get("type") == "session.created")
     await ws.send(SESSION_UPDATE)
     await until(ws, lambda e: e.get("type") == "session.updated")

@@ -22,7 +22,7 @@ export namespace Realtime {
   /** Server: something went wrong; the session goes on unless a close follows. */
   export interface ErrorMessage {
     type: "error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
     message: string;
     retry_after?: number;
   }
@@ -79,18 +79,22 @@ export namespace Conversation {
   /** Server: something went wrong; the session goes on unless a close follows. */
   export interface ErrorMessage {
     type: "error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
     message: string;
     retry_after?: number;
   }
-  /** Server: the assistant finished (or was interrupted: ``status``). */
+  /** Server: the assistant finished (or was interrupted: ``status``); ``message`` for
+people, e.g. "AI response completed". */
   export interface ResponseDone {
     type: "response_done";
     status?: string;
+    message: string;
   }
-  /** Server: the assistant is ready. */
+  /** Server: the assistant is ready (``message``: for people, e.g. "Connected to the
+Realtime API"). */
   export interface SessionReady {
     type: "session_ready";
+    message: string;
   }
   /** Server: the user started speaking; stop playback now. */
   export interface SpeechStarted {
@@ -199,4 +203,102 @@ export namespace Twilio {
     payload: string;
   }
   export type ServerMessage = OutMedia | OutMark | OutClear;
+}
+
+export namespace Gateway {
+  /** Client: base64 audio in the session's input format (counted against the rate). */
+  export interface AudioAppend {
+    type: "input_audio_buffer.append";
+    audio: string;
+    event_id?: string;
+  }
+  /** Client: add an item (a typed user message is recorded as a turn). */
+  export interface ItemCreate {
+    type: "conversation.item.create";
+    item: unknown;
+    previous_item_id?: string | null;
+    event_id?: string;
+  }
+  /** Client: ask for a response (its overrides of locked fields are refused). */
+  export interface ResponseCreate {
+    type: "response.create";
+    response?: unknown;
+    event_id?: string;
+  }
+  /** Client: change the session (fields locked by the server are refused). */
+  export interface SessionUpdate {
+    type: "session.update";
+    session: unknown;
+    event_id?: string;
+  }
+  export type ClientMessage = AudioAppend | SessionUpdate | ResponseCreate | ItemCreate;
+  /** What went wrong: ``param`` names the field, ``event_id`` the client event refused. */
+  export interface ErrorDetail {
+    type: "invalid_request_error" | "server_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
+    message: string;
+    param: string | null;
+    event_id: string | null;
+    retry_after?: number;
+  }
+  /** Server: the Realtime API's ``error`` event, for what the server itself refuses (every
+other event is the Realtime API's own, passed through). */
+  export interface GatewayError {
+    type: "error";
+    event_id: string;
+    error: ErrorDetail;
+  }
+  /** Server: any other event of the GA Realtime API, as the backend sent it. */
+  export interface RealtimeEvent {
+    type: string;
+    event_id: string;
+  }
+  export type ServerMessage = GatewayError | RealtimeEvent;
+}
+
+export namespace Logs {
+  export interface FunctionCallOutput {
+    type: "function_call_output";
+    call_id: string;
+    output: string;
+  }
+  /** A function the model may call; the operator answers its calls. */
+  export interface FunctionTool {
+    type: "function";
+    name: string;
+    description?: string;
+    parameters?: unknown;
+  }
+  /** Console: the output of a function call of a tool the console declared. */
+  export interface ItemCreate {
+    type: "conversation.item.create";
+    item: FunctionCallOutput;
+    event_id?: string;
+    previous_item_id?: string;
+  }
+  /** The ``session`` of a console's ``session.update``. */
+  export interface OperatorSession {
+    instructions?: string;
+    voice?: "alloy" | "ash" | "ballad" | "cedar" | "coral" | "echo" | "marin" | "sage" | "shimmer" | "verse";
+    tools?: Array<FunctionTool>;
+  }
+  /** Console: ask the model to reply (after a function call's output). */
+  export interface ResponseCreate {
+    type: "response.create";
+    event_id?: string;
+  }
+  /** Console: configure the followed call now and every call after it. */
+  export interface SessionUpdate {
+    type: "session.update";
+    session: OperatorSession;
+    event_id?: string;
+  }
+  export type ClientMessage = SessionUpdate | ItemCreate | ResponseCreate;
+  export interface ErrorDetail {
+    type: "invalid_request_error";
+    code: string;
+    message: string;
+    event_id?: string;
+  }
+  export type ServerMessage = unknown;
 }

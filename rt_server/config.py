@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, TypeVar, get_args
 from urllib.parse import urlsplit
 
+from rt_server.access import is_loopback
 from rt_server.errors import ConfigError
-from rt_server.profile import Eagerness, NoiseReduction, Profile, TurnDetection
+from rt_server.logs import Category, parse_log_events
+from rt_server.profile import Eagerness, NoiseReduction, Profile, TurnDetection, unknown_locks
 from rt_server.profiles import load_profiles
 from rt_server.sched import DEFAULT_US, MAX_US, MIN_US, valid
 
@@ -47,6 +49,8 @@ class Limits:
     backend_connect_timeout: float = 15.0
     response_timeout_seconds: float = 30.0
     reconnect_attempts: int = 3
+    head_timeout_seconds: float = 10.0
+    stall_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ class Settings:
     profiles: dict[str, Profile] = field(default_factory=dict)
     client_tokens: tuple[str, ...] = field(default=(), repr=False)
     admin_token: str | None = field(default=None, repr=False)
+    admin_local: bool = False  # loopback callers use the admin endpoints without the token
     allowed_origins: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     tool_modules: tuple[str, ...] = ()
@@ -75,9 +80,13 @@ class Settings:
     ready_cache_seconds: float = 10.0
     log_level: str = "INFO"
     log_json: bool = False
+    log_events: dict[Category, str] = field(default_factory=dict)  # LOG_EVENTS, by category
     limits: Limits = field(default_factory=Limits)
     public_url: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_account_sid: str | None = None  # with the auth token: POST /make-call
+    twilio_phone_number: str | None = None  # the caller id of outbound calls
+    twilio_api_url: str = "https://api.twilio.com"
     monitor_buffer: int = 1000
     record_audio_dir: str | None = None
     # Conversation records: an async SQLAlchemy URL (None: not recorded; see _records_url).
@@ -85,9 +94,11 @@ class Settings:
     records_retention_days: int = 30
     records_queue: int = 100_000
     records_max_events: int = 10_000
+    discussions_dir: str | None = None  # transcript files of discussions (None: no files)
     client_secret_seconds: int = 600
     client_secrets_per_minute: float = 10.0
     audio_coalesce_ms: int = 20
+    temperature: float | None = None  # the Azure preview path's sampling temperature
     sched_slice_us: int = DEFAULT_US  # 0: the kernel's default slice (see rt_server.sched)
 
     @classmethod
@@ -116,6 +127,7 @@ class Settings:
             profiles=profiles,
             client_tokens=get.items("CLIENT_TOKENS"),
             admin_token=get.text("ADMIN_TOKEN"),
+            admin_local=get.flag("ADMIN_LOCAL", False),
             allowed_origins=get.items("ALLOWED_ORIGINS"),
             cors_origins=get.items("CORS_ORIGINS"),
             tool_modules=get.items("RT_TOOLS"),
@@ -125,18 +137,24 @@ class Settings:
                 "LOG_LEVEL", ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR"), "INFO"
             ),
             log_json=get.flag("LOG_JSON", False),
+            log_events=parse_log_events(get.text("LOG_EVENTS") or ""),
             limits=_limits(get),
             public_url=get.url("PUBLIC_URL"),
             twilio_auth_token=get.text("TWILIO_AUTH_TOKEN"),
+            twilio_account_sid=get.text("TWILIO_ACCOUNT_SID"),
+            twilio_phone_number=get.text("TWILIO_PHONE_NUMBER"),
+            twilio_api_url=get.url("TWILIO_API_URL") or "https://api.twilio.com",
             monitor_buffer=get.integer("MONITOR_BUFFER", 1000, low=1),
             record_audio_dir=get.text("RECORD_AUDIO_DIR"),
             records_url=_records_url(get),
             records_retention_days=get.integer("RECORDS_RETENTION_DAYS", 30, low=0),
             records_queue=get.integer("RECORDS_QUEUE", 100_000, low=100),
             records_max_events=get.integer("RECORDS_MAX_EVENTS", 10_000, low=100),
+            discussions_dir=_discussions_dir(get),
             client_secret_seconds=get.integer("CLIENT_SECRET_SECONDS", 600, low=10, high=7200),
             client_secrets_per_minute=get.number("CLIENT_SECRETS_PER_MINUTE", 10.0, low=0.1),
             audio_coalesce_ms=get.integer("AUDIO_COALESCE_MS", 20, low=0, high=200),
+            temperature=_temperature(get),
             sched_slice_us=_slice(get),
         )
         settings.check()
@@ -149,7 +167,13 @@ class Settings:
         return self.profiles.get(name)
 
     def check(self) -> None:
-        """Raise :class:`ConfigError` when the chosen backend lacks what it needs."""
+        """Raise :class:`ConfigError` when the chosen backend lacks what it needs, or
+        ``ADMIN_LOCAL`` is on where others can reach the server."""
+        if self.admin_local and not is_loopback(self.host):
+            raise ConfigError(
+                f"ADMIN_LOCAL=true is for local development: HOST must be a loopback address "
+                f"(127.0.0.1, ::1, localhost), got {self.host!r}"
+            )
         if self.backend == "openai" and not self.openai_api_key:
             raise ConfigError("OPENAI_API_KEY is required when BACKEND=openai")
         if self.backend == "azure":
@@ -207,7 +231,16 @@ def _profile(get: _Reader) -> Profile:
         noise_reduction=get.choice("NOISE_REDUCTION", get_args(NoiseReduction), d.noise_reduction),
         welcome_instructions=get.text("WELCOME_INSTRUCTIONS"),
         show_tool_calls=get.flag("SHOW_TOOL_CALLS", False),
+        gateway_locked=_locked(get),
     )
+
+
+def _locked(get: _Reader) -> tuple[str, ...]:
+    """GATEWAY_LOCKED: session fields of the GA Realtime API, checked at start-up."""
+    names = get.items("GATEWAY_LOCKED")
+    if (wrong := unknown_locks(names)) is not None:
+        raise ConfigError(f"GATEWAY_LOCKED names {wrong}")
+    return names
 
 
 def _limits(get: _Reader) -> Limits:
@@ -236,7 +269,23 @@ def _limits(get: _Reader) -> Limits:
             "RESPONSE_TIMEOUT_SECONDS", default.response_timeout_seconds, low=0.1
         ),
         reconnect_attempts=get.integer("RECONNECT_ATTEMPTS", default.reconnect_attempts, low=0),
+        head_timeout_seconds=get.number(
+            "HEAD_TIMEOUT_SECONDS", default.head_timeout_seconds, low=0.1
+        ),
+        stall_timeout_seconds=get.number(
+            "STALL_TIMEOUT_SECONDS", default.stall_timeout_seconds, low=0.1
+        ),
     )
+
+
+def _temperature(get: _Reader) -> float | None:
+    """TEMPERATURE: 0.6 to 1.2 (the range the preview Realtime API accepts), or unset."""
+    if get.text("TEMPERATURE") is None:
+        return None
+    value = get.number("TEMPERATURE", 0.8, low=0.0)
+    if not 0.6 <= value <= 1.2:
+        raise ConfigError(f"TEMPERATURE must be between 0.6 and 1.2, got {value:g}")
+    return value
 
 
 def _slice(get: _Reader) -> int:
@@ -245,6 +294,12 @@ def _slice(get: _Reader) -> int:
     if not valid(us):
         raise ConfigError(f"SCHED_SLICE_US must be 0 or between {MIN_US} and {MAX_US}, got {us}")
     return us
+
+
+def _discussions_dir(get: _Reader) -> str | None:
+    """DISCUSSIONS_DIR (default ``discussions``); ``off``: no transcript files."""
+    value = get.text("DISCUSSIONS_DIR") or "discussions"
+    return None if value.lower() == "off" else value
 
 
 def _records_url(get: _Reader) -> str | None:

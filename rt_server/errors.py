@@ -25,6 +25,7 @@ ErrorCode: TypeAlias = Literal[
     "missing_field",
     "invalid_field",
     "invalid_audio",
+    "locked_field",
     "text_rate_exceeded",
     # limits (a close follows unless stated otherwise)
     "message_too_large",
@@ -37,6 +38,8 @@ ErrorCode: TypeAlias = Literal[
     "unauthorized",
     "forbidden_origin",
     "unknown_profile",
+    "unknown_discussion",
+    "records_unavailable",
     "shutting_down",
     # the backend
     "backend_unreachable",

@@ -113,12 +113,15 @@ def client_refused(
 
 
 def admin_refused(connection: HTTPConnection, settings: Settings) -> ApiError | None:
-    """Why a caller may not use the admin endpoints, or None."""
+    """Why a caller may not use the admin endpoints, or None (``ADMIN_LOCAL``: a caller on
+    this machine needs no token)."""
+    peer = connection.client.host if connection.client is not None else None
     refusal = access.admin_refusal(
         connection.headers,
         connection.query_params,
         token=settings.admin_token,
         origins=settings.allowed_origins,
+        local=settings.admin_local and access.local_caller(peer, connection.headers),
     )
     if refusal is None:
         return None

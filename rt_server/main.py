@@ -8,7 +8,6 @@ fails fast on a bad variable, and tests pass their own settings and backend.
 from __future__ import annotations
 
 import gc
-import ipaddress
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -21,18 +20,21 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rt_server import client_secrets, http_errors
+from rt_server import access, client_secrets, gateway, http_errors
 from rt_server.backends import Backend, create_backend
+from rt_server.call_logs import CallLogs
 from rt_server.config import Settings, load_settings
 from rt_server.dialects import DIALECTS, Dialect
-from rt_server.edge import EDGE_PROTOCOL
+from rt_server.dialects.gateway import GatewayTranslator
+from rt_server.edge import server_options
 from rt_server.errors import ConfigError
-from rt_server.logs import configure_logging
+from rt_server.logs import configure_logging, message_categories
 from rt_server.metrics import Metrics
 from rt_server.monitor import Monitor
 from rt_server.observe import Observer
 from rt_server.phone import mount_phone
 from rt_server.records import api as records_api
+from rt_server.records import discussion_api
 from rt_server.records.service import open_records
 from rt_server.routes import mount_routes
 from rt_server.runtime import Runtime, runtime_of
@@ -66,7 +68,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or load_settings()
         if settings is None:
-            configure_logging(resolved.log_level, json=resolved.log_json)
+            configure_logging(
+                resolved.log_level, json=resolved.log_json, events=resolved.log_events
+            )
         _warn_about_exposure(resolved)
         if resolved.backend == "emulator" and backend is None:
             logger.warning(
@@ -85,9 +89,17 @@ def create_app(
             everyone = (*observers, monitor, *records.observers)
             audio_dir = Path(resolved.record_audio_dir) if resolved.record_audio_dir else None
             services = Services(
-                started, resolved.limits, registry, metrics, everyone, record_audio=audio_dir
+                started,
+                resolved.limits,
+                registry,
+                metrics,
+                everyone,
+                record_audio=audio_dir,
+                message_logs=message_categories(resolved.log_level, resolved.log_events),
             )
-            runtime = app.state.runtime = Runtime(resolved, services, monitor, records, dialects)
+            runtime = app.state.runtime = Runtime(
+                resolved, services, monitor, records, dialects, call_logs=CallLogs(monitor.buffer)
+            )
             async with drain_on_signal(runtime):
                 if own_process:
                     _tune_process(resolved)
@@ -100,7 +112,10 @@ def create_app(
     mount_routes(app, dialects)
     mount_phone(app)
     app.include_router(records_api.router)
+    app.include_router(discussion_api.router)
     app.include_router(client_secrets.router)
+    if GatewayTranslator in dialects:  # served with the other dialects, or left out
+        app.include_router(gateway.router())
     mount_web_client(app)
     return app
 
@@ -151,13 +166,13 @@ class _SettingsCORS:
 
 
 def _warn_about_exposure(settings: Settings) -> None:
-    if settings.client_tokens:
-        return
-    try:
-        loopback = ipaddress.ip_address(settings.host).is_loopback
-    except ValueError:
-        loopback = settings.host == "localhost"
-    if loopback:
+    if settings.admin_local:
+        logger.warning(
+            "ADMIN_LOCAL=true: callers on this machine use /logs, /monitor, /make-call and the "
+            "admin APIs without ADMIN_TOKEN (requests through a proxy header such as "
+            "X-Forwarded-For, as ngrok sends, still need it). For local development only."
+        )
+    if settings.client_tokens or access.is_loopback(settings.host):
         return
     logger.warning(
         "listening on {} with no client authentication: anyone who can reach this port can "
@@ -182,11 +197,10 @@ def run() -> None:
         where = f"HOST={settings.host} PORT={settings.port}"
         print(f"rt-server: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.log_level, json=settings.log_json, events=settings.log_events)
     config = uvicorn.Config(
         create_app(settings, own_process=True),
-        ws=EDGE_PROTOCOL,  # the fast edge (rt_server.edge)
-        ws_per_message_deflate=False,
+        **server_options(settings.limits),  # the fast edge (rt_server.edge)
         log_config=None,
         timeout_graceful_shutdown=5,
     )

@@ -1,4 +1,4 @@
-"""The live monitor: every session of every dialect, as a JSON feed (the ``/logs`` WebSocket).
+"""The live monitor: every session of every dialect, as a JSON feed (the ``/monitor`` WebSocket).
 
 :class:`Monitor` is a session observer. Observers are called synchronously from the
 session pumps, so it never awaits: each event is serialised once and appended to every
@@ -93,7 +93,7 @@ class Feed:
 
 
 class Monitor:
-    """A session observer that fans events out to every connected ``/logs`` feed."""
+    """A session observer that fans events out to every connected ``/monitor`` feed."""
 
     def __init__(self, buffer: int = DEFAULT_BUFFER) -> None:
         self.buffer = buffer

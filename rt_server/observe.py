@@ -22,6 +22,7 @@ class SessionInfo:
     profile: str
     started_at: float  # wall clock, seconds since the epoch
     peer: str
+    discussion: str | None = None  # the discussion it records into (None: its own)
 
 
 class Observer(Protocol):

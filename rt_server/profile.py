@@ -9,6 +9,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+#: The GA session fields ``GATEWAY_LOCKED`` may name (or a dotted path below one).
+LOCKABLE = frozenset(
+    {
+        "type",
+        "model",
+        "instructions",
+        "output_modalities",
+        "audio",
+        "tools",
+        "tool_choice",
+        "max_output_tokens",
+        "tracing",
+        "truncation",
+        "prompt",
+        "include",
+    }
+)
+_SHORT_LOCKS = {"voice": "audio.output.voice", "turn_detection": "audio.input.turn_detection"}
+
+
+def lock_path(name: str) -> str:
+    """A ``GATEWAY_LOCKED`` entry as a dotted path (``voice`` is ``audio.output.voice``)."""
+    return _SHORT_LOCKS.get(name, name)
+
+
+def unknown_locks(names: tuple[str, ...]) -> str | None:
+    """What is wrong with these ``GATEWAY_LOCKED`` names, or None."""
+    unknown = sorted({name for name in names if lock_path(name).split(".")[0] not in LOCKABLE})
+    if not unknown:
+        return None
+    known = ", ".join(sorted(LOCKABLE))
+    return f"unknown session fields {unknown}; known: {known} (or a dotted path below one)"
+
+
 TurnDetection: TypeAlias = Literal["server_vad", "semantic_vad", "none"]
 Eagerness: TypeAlias = Literal["low", "medium", "high", "auto"]
 NoiseReduction: TypeAlias = Literal["near_field", "far_field", "none"]
@@ -35,6 +69,13 @@ class Profile:
     noise_reduction: NoiseReduction = "none"
     welcome_instructions: str | None = None
     show_tool_calls: bool = False
+    #: Session fields a gateway client may not change (``GATEWAY_LOCKED``): top-level
+    #: names or dotted paths (``audio.output.voice``).
+    gateway_locked: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (wrong := unknown_locks(self.gateway_locked)) is not None:
+            raise ValueError(f"gateway_locked: {wrong}")
 
     def session(self, audio_format: dict[str, Any]) -> dict[str, Any]:
         """The GA ``session`` object of a ``session.update``, for audio in ``audio_format``."""

@@ -1,5 +1,5 @@
 """The application's own routes: health, readiness, metrics, tools, the protocol schemas,
-one WebSocket route per dialect, and the ``/logs`` monitor feed."""
+one WebSocket route per dialect, the ``/monitor`` feed and the ``/logs`` call console."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from rt_server import access
 from rt_server.admission import serve_session
 from rt_server.dialects import Dialect, schemas
-from rt_server.http_errors import admin_refused, deny
+from rt_server.http_errors import ApiError, admin_refused, deny
 from rt_server.runtime import RuntimeDep, runtime_of
 
 
@@ -52,8 +53,8 @@ def mount_routes(app: FastAPI, dialects: tuple[Dialect, ...]) -> None:
         """JSON Schema of every client and server message of each dialect."""
         return schemas(runtime.dialects)
 
-    @app.websocket("/logs")
-    async def logs(websocket: WebSocket) -> None:
+    @app.websocket("/monitor")
+    async def monitor(websocket: WebSocket) -> None:
         """The live monitor feed of every session (docs/monitor.md); admin token."""
         runtime = runtime_of(websocket)
         if (refused := admin_refused(websocket, runtime.settings)) is not None:
@@ -61,6 +62,21 @@ def mount_routes(app: FastAPI, dialects: tuple[Dialect, ...]) -> None:
             return
         await websocket.accept()
         await runtime.monitor.serve(websocket)
+
+    @app.websocket("/logs")
+    async def logs(websocket: WebSocket) -> None:
+        """The Twilio demo's call console: the newest call's (or ``?session=``'s) Realtime
+        events out, ``session.update`` and tool outputs in (docs/monitor.md); admin token."""
+        runtime = runtime_of(websocket)
+        if (refused := admin_refused(websocket, runtime.settings)) is not None:
+            await deny(websocket, refused)
+            return
+        pinned = websocket.query_params.get("session")
+        if pinned is not None and not runtime.call_logs.exists(pinned):
+            await deny(websocket, ApiError(404, "unknown_session", "no live session has this id"))
+            return
+        await websocket.accept(access.chosen_protocol(websocket.headers))
+        await runtime.call_logs.serve(websocket, pinned)
 
     for dialect in dialects:
         if dialect.path is not None:

@@ -12,6 +12,7 @@ from fastapi import Depends
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
+from rt_server.call_logs import CallLogs
 from rt_server.config import Settings
 from rt_server.dialects import DIALECTS, Dialect
 from rt_server.monitor import Monitor
@@ -23,7 +24,8 @@ from rt_server.session import Services, Session
 
 @dataclass(slots=True)
 class Runtime:
-    """Settings, the services sessions share, the records, and the live sessions."""
+    """Settings, the services sessions share, the records, the live sessions and the
+    consoles following them (``/logs``)."""
 
     settings: Settings
     services: Services
@@ -31,6 +33,7 @@ class Runtime:
     records: Records = field(default_factory=Records)
     dialects: tuple[Dialect, ...] = DIALECTS
     sessions: set[Session] = field(default_factory=set)
+    call_logs: CallLogs = field(default_factory=CallLogs)
     draining: bool = False
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     readiness: Readiness = field(init=False)

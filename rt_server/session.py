@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from rt_server.translate import ClientFrame, Outbox, ToolCall, Translator
 
 _AUDIO_BURST_MS = 2000.0  # audio a client may send ahead of real time before the rate applies
 _REFUSALS: dict[int, ErrorCode] = {1009: "message_too_large", 1007: "invalid_utf8"}
+_AUDIO_EVENTS = frozenset({"input_audio_buffer.append", "response.output_audio.delta"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,9 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     observers: tuple[Observer, ...] = ()
     record_audio: Path | None = None  # a directory: record both sides' audio there
+    #: ``LOG_EVENTS`` categories whose per-message DEBUG lines are wanted (client, backend,
+    #: audio); empty: no per-message logging at all.
+    message_logs: frozenset[str] = frozenset()
 
 
 class CloseSession(Exception):
@@ -104,7 +108,14 @@ class _Backend:
 class Session:
     """One client, speaking one dialect, with its own backend connection."""
 
-    def __init__(self, socket: ClientSocket, translator: Translator, services: Services) -> None:
+    def __init__(
+        self,
+        socket: ClientSocket,
+        translator: Translator,
+        services: Services,
+        *,
+        discussion: str | None = None,
+    ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.log = logger.bind(session=self.id)
         self.counters = Counters()
@@ -124,6 +135,14 @@ class Session:
         self._started = time.monotonic()
         self._last_seen = self._last_backend = self._started
         self._drain_until: float | None = None
+        logs = services.message_logs
+        self._traced = bool(logs)  # one test per message when no per-message line is wanted
+        self._log_client = self.log.bind(category="client") if "client" in logs else None
+        self._log_backend = self.log.bind(category="backend") if "backend" in logs else None
+        self._log_audio = self.log.bind(category="audio") if "audio" in logs else None
+        #: Called with every backend event before it is translated (a ``/logs`` follower);
+        #: it must return at once.
+        self.tap: Callable[[BackendEvent], None] | None = None
         self._recording = (
             AudioRecording(services.record_audio, self.id, translator.audio_format)
             if services.record_audio is not None
@@ -136,6 +155,7 @@ class Session:
             translator.profile.name,
             time.time(),
             socket.peer,
+            discussion,
         )
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -292,6 +312,10 @@ class Session:
 
     def _backend_event(self, event: BackendEvent) -> None:
         now = self._last_backend = time.monotonic()
+        if self.tap is not None:
+            self.tap(event)
+        if self._traced:
+            self._trace("<", event)
         configured = self._configured
         if configured is not None and not configured.done():
             try:
@@ -333,7 +357,7 @@ class Session:
 
     async def _reconnect(self, closed: BackendClosed) -> None:
         """Open a new backend session and replay the conversation, with backoff."""
-        attempts = self._limits.reconnect_attempts
+        attempts = self._limits.reconnect_attempts if self.translator.restores else 0
         self.log.warning("< backend closed: {}", closed.message)
         if attempts == 0:
             raise closed
@@ -376,6 +400,8 @@ class Session:
         connection = self._conn
         assert connection is not None
         for index, event in enumerate(events):
+            if self._traced:
+                self._trace(">", event)
             try:
                 connection.send_nowait(event)
             except BackendClosed as exc:
@@ -389,6 +415,12 @@ class Session:
         if connection is not None:
             asyncio.get_running_loop().create_task(connection.aclose())
             self._backend_lost(connection, BackendClosed("the reply was abandoned"))
+
+    def operate(self, out: Outbox) -> None:
+        """Act on what the translator returned for an operator (a ``/logs`` client): the
+        same as for the session's own client; ignored once the session is ending."""
+        if not self._ended.done():
+            self._guard(self._apply, out)
 
     # ------------------------------------------------------------------- the client socket
 
@@ -410,6 +442,8 @@ class Session:
         else:
             traffic.in_text += 1
             traffic.in_text_bytes += size
+        if self._traced:
+            self._trace_client("<", data)
         max_bytes = self._limits.max_message_bytes
         if size > max_bytes:  # the fast edge refuses it before reading; this is the other
             self._send_error("message_too_large", f"messages are limited to {max_bytes} bytes")
@@ -461,8 +495,9 @@ class Session:
     async def _run_tool(self, call: ToolCall) -> None:
         self.log.info("> tool {} ({} B of arguments)", call.name, len(call.arguments))
         self._metrics.tool_calls.labels(call.name).inc()
-        output = await self._services.tools.run(call)
-        self._apply(self.translator.tool_result(call, output))
+        tools = self._services.tools
+        output = await tools.run(call)
+        self._apply(self.translator.tool_result(call, output, tools.reply_instructions(call.name)))
 
     async def _record(self, recording: AudioRecording) -> None:
         """Write recorded audio about once a second, off the audio path."""
@@ -559,9 +594,11 @@ class Session:
                 traffic.out_audio += 1
                 traffic.out_audio_bytes += len(frame)
             else:
-                data = orjson.dumps(frame).decode()
+                data = frame if isinstance(frame, str) else orjson.dumps(frame).decode()
                 traffic.out_text += 1
                 traffic.out_text_bytes += len(data)
+            if self._traced:
+                self._trace_client(">", data, frame)
             if not send(data):
                 raise CloseSession(1008, "the client is not reading its messages")
 
@@ -572,6 +609,29 @@ class Session:
         with contextlib.suppress(CloseSession):  # a client not reading is closed anyway
             self._deliver(out.client)
         self._settle(out)
+
+    def _trace(self, direction: str, event: BackendEvent) -> None:
+        """A per-message line for a backend event (``LOG_EVENTS``): its type, or an audio
+        event's size; never its content."""
+        kind = event.get("type")
+        if kind in _AUDIO_EVENTS:
+            if self._log_audio is not None:
+                size = len(event.get("audio") or event.get("delta") or "") * 3 // 4
+                self._log_audio.debug("{} backend {} ({} B of audio)", direction, kind, size)
+        elif self._log_backend is not None:
+            self._log_backend.debug("{} backend {}", direction, kind)
+
+    def _trace_client(
+        self, direction: str, data: str | bytes, frame: ClientFrame | None = None
+    ) -> None:
+        """A per-message line for a client frame: text frames by type (what is sent) or
+        size (what arrives, not yet parsed), audio frames by size."""
+        if isinstance(data, bytes):
+            if self._log_audio is not None:
+                self._log_audio.debug("{} client audio frame ({} B)", direction, len(data))
+        elif self._log_client is not None:
+            kind = frame.get("type") or frame.get("event") if isinstance(frame, Mapping) else None
+            self._log_client.debug("{} client {} ({} B)", direction, kind or "text", len(data))
 
     def _observe(self, event: str, *args: Any) -> None:
         for observer in self._services.observers:

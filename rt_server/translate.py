@@ -18,7 +18,7 @@ sends that client nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, TypeAlias
 
 import pybase64
@@ -31,7 +31,9 @@ from rt_server.profile import Profile
 from rt_server.protocol import ClientProtocol
 
 BackendEvent: TypeAlias = dict[str, Any]
-ClientFrame: TypeAlias = Mapping[str, Any] | bytes
+#: What a client is sent: a message to encode as JSON, audio (a binary frame), or JSON
+#: text sent as it is (an event passed through unchanged, :class:`RawEvent`).
+ClientFrame: TypeAlias = Mapping[str, Any] | bytes | str
 Side: TypeAlias = Literal["user", "assistant"]
 
 _INTERNAL = "rt_"  # event_id prefix of events the server sends on its own behalf
@@ -54,6 +56,23 @@ NoteKind: TypeAlias = Literal[
     "usage",
     "error",
 ]
+
+
+class RawEvent(dict[str, Any]):
+    """An event that keeps the JSON text it was decoded from, so that one passed on
+    unchanged is not encoded again (a GA backend's events, a GA client's). Never mutate
+    one: a changed event is a new plain dict. Made by :func:`raw_event`."""
+
+    __slots__ = ("raw",)
+    raw: bytes
+
+
+def raw_event(event: Mapping[str, Any], raw: bytes) -> RawEvent:
+    """``event`` with the text it was decoded from (dict's own constructor: this runs per
+    event, and a Python ``__init__`` would double its cost)."""
+    kept = RawEvent(event)
+    kept.raw = raw
+    return kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +122,20 @@ class Outbox:
     #: Audio to record (only when the translator's ``record_audio`` is set): raw bytes,
     #: or base64 as it crossed the wire, in the session's audio format.
     recorded: list[tuple[Side, bytes | str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CallConfig:
+    """What an operator may set on a session (``/logs``' ``session.update``): profile fields
+    (``instructions``, ``voice``; None: unchanged) and function tools (None: unchanged)."""
+
+    profile: Mapping[str, Any] = field(default_factory=dict)
+    tools: list[dict[str, Any]] | None = None
+
+    def merged(self, later: CallConfig) -> CallConfig:
+        """This configuration with ``later``'s changes on top."""
+        profile = {**self.profile, **{k: v for k, v in later.profile.items() if v is not None}}
+        return CallConfig(profile, later.tools if later.tools is not None else self.tools)
 
 
 @dataclass(slots=True)
@@ -189,6 +222,9 @@ class Translator:
     protocol: ClassVar[ClientProtocol[Outbox]] = ClientProtocol("neutral")
     #: The union of the TypedDicts of the messages this dialect sends.
     server_messages: ClassVar[Any] = None
+    #: A lost backend is replaced and the conversation restored (False: the session ends,
+    #: as for a client that keeps the conversation's item ids itself).
+    restores: ClassVar[bool] = True
 
     profile: Profile
     tools: list[dict[str, Any]] = field(default_factory=list)
@@ -198,6 +234,12 @@ class Translator:
     truncated: set[str] = field(default_factory=set)
     history: list[Turn] = field(default_factory=list)
     pending_calls: set[str] = field(default_factory=set)
+    #: Tools an operator declared (``/logs``): the model may call them, the operator
+    #: answers; the session does not run them.
+    operator_tools: list[dict[str, Any]] = field(default_factory=list)
+    operator_calls: dict[str, str] = field(default_factory=dict)  # call id -> tool name
+    #: The instructions of the next reply (a tool's ``reply_instructions``), once.
+    reply_instructions: str | None = None
     reply_due: bool = False
     reply_on_commit: bool = False
     _serial: int = 0
@@ -234,8 +276,9 @@ class Translator:
     def session_update(self) -> BackendEvent:
         """The ``session.update`` that configures a new backend session."""
         session = self.profile.session(self.audio_format)
-        if self.tools:
-            session["tools"] = self.tools
+        tools = [*self.tools, *self.operator_tools]
+        if tools:
+            session["tools"] = tools
             session["tool_choice"] = "auto"
         return {"type": "session.update", "session": session}
 
@@ -255,6 +298,11 @@ class Translator:
             return []
         response = {"instructions": self.profile.welcome_instructions}
         return [{"type": "response.create", "response": response}]
+
+    @classmethod
+    def refusal(cls, code: str, message: str) -> dict[str, Any]:
+        """The ``error`` a client turned away before its session starts is sent."""
+        return {"type": "error", "code": code, "message": message}
 
     @classmethod
     def schema(cls) -> dict[str, Any]:
@@ -343,9 +391,12 @@ class Translator:
         self._truncate(now, out)
         return out
 
-    def tool_result(self, call: ToolCall, output: str) -> Outbox:
-        """Give the model a tool's output; ask for the next reply once all are in."""
+    def tool_result(self, call: ToolCall, output: str, instructions: str | None = None) -> Outbox:
+        """Give the model a tool's output; ask for the next reply once all are in
+        (``instructions``: that reply's, the tool's way of describing its result)."""
         self.pending_calls.discard(call.call_id)
+        if instructions is not None:
+            self.reply_instructions = instructions
         item = {"type": "function_call_output", "call_id": call.call_id, "output": output}
         out = Outbox(
             backend=[{"type": "conversation.item.create", "item": item}],
@@ -356,6 +407,45 @@ class Translator:
         )
         self._request_reply(out)
         return out
+
+    # ------------------------------------------------ an operator's changes (the ``/logs`` client)
+
+    def adopt(self, config: CallConfig) -> None:
+        """Take an operator's configuration (instructions, voice, tools) for the sessions
+        this translator opens from now on; server tools keep their names."""
+        changes = {key: value for key, value in config.profile.items() if value is not None}
+        if changes:
+            self.profile = replace(self.profile, **changes)
+        if config.tools is not None:
+            served = {tool.get("name") for tool in self.tools}
+            self.operator_tools = [tool for tool in config.tools if tool["name"] not in served]
+
+    def configure(self, config: CallConfig) -> Outbox:
+        """An operator changes the live session: adopted, and sent as a ``session.update``."""
+        self.adopt(config)
+        return Outbox(backend=[self.session_update()])
+
+    def operator_output(self, call_id: str, output: str) -> Outbox:
+        """An operator's answer to a call of one of their tools (the model's reply is asked
+        for by the operator's ``response.create``, as the Realtime API expects)."""
+        self.pending_calls.discard(call_id)
+        name = self.operator_calls.pop(call_id, "")
+        item = {"type": "function_call_output", "call_id": call_id, "output": output}
+        out = Outbox(
+            backend=[{"type": "conversation.item.create", "item": item}],
+            notes=[Note("tool_result", {"name": name, "call_id": call_id, "output": output})],
+        )
+        self._reply_if_due(out)
+        return out
+
+    def operator_reply(self) -> Outbox:
+        """An operator asks for a reply: now, or once the running one is done."""
+        out = Outbox()
+        self._request_reply(out)
+        return out
+
+    def _operator_tool(self, name: str) -> bool:
+        return any(tool["name"] == name for tool in self.operator_tools)
 
     def resume(self) -> Outbox:
         """On a fresh backend after a reconnect: nothing runs there; ask for a reply due."""
@@ -499,7 +589,10 @@ class Translator:
                 if item.get("type") == "function_call":
                     call = ToolCall(item["call_id"], item["name"], item.get("arguments") or "{}")
                     self.pending_calls.add(call.call_id)
-                    out.calls.append(call)
+                    if self._operator_tool(call.name):  # the operator answers it
+                        self.operator_calls[call.call_id] = call.name
+                    else:
+                        out.calls.append(call)
                     out.client.extend(self.render_tool(call.name, done=False))
                     out.notes.append(
                         Note(
@@ -519,7 +612,12 @@ class Translator:
         if self.reply_due and not self.pending_calls and not self.responding:
             self.reply_due = False
             self.responding = True  # a response is on its way; do not ask twice
-            out.backend.append({"type": "response.create"})
+            if self.reply_instructions is not None:
+                response = {"instructions": self.reply_instructions}
+                self.reply_instructions = None
+                out.backend.append({"type": "response.create", "response": response})
+            else:
+                out.backend.append({"type": "response.create"})
 
     def _truncate(self, now: float, out: Outbox) -> None:
         """Cut the playing item at what the client can have heard, never past it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loguru import logger
 from openai import AsyncOpenAI
 
 from rt_server.backends.base import Backend, BackendConnection, BackendEvent
@@ -13,6 +14,13 @@ __all__ = ["Backend", "BackendConnection", "BackendEvent", "create_backend"]
 def create_backend(settings: Settings) -> Backend:
     """The backend that ``settings.backend`` names, not yet started."""
     timeout, socket = settings.limits.backend_connect_timeout, settings.backend_socket
+    preview = settings.backend == "azure" and settings.azure_api_version is not None
+    if settings.temperature is not None and not preview:
+        logger.warning(
+            "TEMPERATURE={:g} is not used: the GA Realtime API has no temperature (only the "
+            "Azure preview path, AZURE_OPENAI_API_VERSION, takes it)",
+            settings.temperature,
+        )
     match settings.backend:
         case "openai":
             from rt_server.backends.openai import OpenAIBackend
@@ -31,6 +39,7 @@ def create_backend(settings: Settings) -> Backend:
                 api_version=settings.azure_api_version,
                 timeout=timeout,
                 socket=socket,
+                temperature=settings.temperature,
             )
         case "emulator":
             from rt_server.backends.emulator import EmulatorBackend

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from loguru import logger
 from openai import AsyncOpenAI
 
 from rt_server.backends import preview
@@ -41,7 +42,9 @@ class AzureBackend(OpenAIBackend):
         api_version: str | None = None,
         timeout: float = 15.0,
         socket: SocketKind = "picows",
+        temperature: float | None = None,
     ) -> None:
+        """``temperature`` reaches the preview path's sessions (GA has none)."""
         self._credential: DefaultAzureCredential | None = None
         key: str | Callable[[], Awaitable[str]]
         if api_key is None:
@@ -63,12 +66,25 @@ class AzureBackend(OpenAIBackend):
         self._api_key = api_key
         self._api_version = api_version
         self._deployment = deployment
+        self._temperature = temperature
+
+    @property
+    def passthrough(self) -> bool:
+        return not self._api_version
 
     def receive(self, event: BackendEvent) -> BackendEvent:
         return preview.from_beta(event) if self._api_version else event
 
     def emit(self, event: BackendEvent) -> BackendEvent:
-        return preview.to_beta(event) if self._api_version else event
+        if not self._api_version:
+            return event
+        try:
+            return preview.to_beta(event, self._temperature)
+        except (KeyError, TypeError, AttributeError):
+            # A gateway client's malformed event (its nested fields are its own): sent as it
+            # is, the service refuses it with an error event the client reads.
+            logger.debug("> {} not reshaped for the preview path: malformed", event["type"])
+            return event
 
     async def client_secret(self, session: dict[str, Any], *, seconds: int) -> dict[str, Any]:
         # GA path (/openai/v1), for the preview API versions too; the model is the deployment.

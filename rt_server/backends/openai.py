@@ -81,7 +81,7 @@ class OpenAIBackend(Backend):
 
     async def _connect_picows(self) -> BackendConnection:
         def connection() -> PicowsConnection:
-            return PicowsConnection(receive=self.receive, emit=self.emit)
+            return PicowsConnection(receive=self.receive, emit=self.emit, keep=self.passthrough)
 
         _, listener = await ws_connect(
             connection,
@@ -112,7 +112,7 @@ class OpenAIBackend(Backend):
             heartbeat=HEARTBEAT,
             timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT),
         )
-        return AiohttpConnection(ws, receive=self.receive, emit=self.emit)
+        return AiohttpConnection(ws, receive=self.receive, emit=self.emit, keep=self.passthrough)
 
     async def _connect_sdk(self) -> BackendConnection:
         manager = self._client.realtime.connect(
@@ -122,7 +122,9 @@ class OpenAIBackend(Backend):
             websocket_connection_options=_SDK_WS_OPTIONS,
         )
         connection = await manager.enter()
-        return SdkConnection(connection, receive=self.receive, emit=self.emit)
+        return SdkConnection(
+            connection, receive=self.receive, emit=self.emit, keep=self.passthrough
+        )
 
     async def handshake_headers(self) -> dict[str, str]:
         """The aiohttp socket's handshake headers: the credential, and the organization and
@@ -147,6 +149,11 @@ class OpenAIBackend(Backend):
         query = {"model": self._model} if self._model is not None else {}
         query.update(self._extra_query())
         return f"{base.rstrip('/')}/realtime?{urlencode(query)}"
+
+    @property
+    def passthrough(self) -> bool:
+        """Whether events cross unchanged (a GA service): received ones keep their text."""
+        return True
 
     def receive(self, event: BackendEvent) -> BackendEvent:
         """Normalise a received event to GA names (GA services: nothing to do)."""

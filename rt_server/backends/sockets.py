@@ -10,6 +10,10 @@ the connection base pumps with a reader and a writer task. ``sdk`` (``BACKEND_SO
 ``send_raw()`` over python-websockets; it carries a reconnect send queue that rt_server
 does not need (sessions reconnect and replay on their own), which is why it costs more
 per event. Both end the same way: a closed socket is :class:`BackendClosed`.
+
+A connection to a GA service (``keep=True``) hands on events (:class:`RawEvent`) that keep
+the text they were decoded from, and sends a :class:`RawEvent` it is given as its text:
+an event passed through unchanged (the ``/v1/realtime`` gateway) is never encoded again.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from websockets.exceptions import ConnectionClosed
 from rt_server.backends.base import BackendConnection, BackendEvent, BackendSink
 from rt_server.config import SocketKind
 from rt_server.errors import BackendClosed
+from rt_server.translate import RawEvent, raw_event
 from rt_server.wsio import set_reading
 
 __all__ = [
@@ -57,15 +62,21 @@ class AiohttpConnection(BackendConnection):
     """A Realtime session on an aiohttp WebSocket; ``receive``/``emit`` adapt a dialect."""
 
     def __init__(
-        self, ws: aiohttp.ClientWebSocketResponse[Any], *, receive: Normalise, emit: Normalise
+        self,
+        ws: aiohttp.ClientWebSocketResponse[Any],
+        *,
+        receive: Normalise,
+        emit: Normalise,
+        keep: bool = False,
     ) -> None:
         self._ws = ws
         self._receive = receive
         self._emit = emit
+        self._keep = keep
 
     async def send(self, event: BackendEvent) -> None:
         try:
-            await self._ws.send_frame(orjson.dumps(self._emit(event)), _TEXT)
+            await self._ws.send_frame(encode(self._emit(event)), _TEXT)
         except ConnectionError:
             raise self._closed() from None
 
@@ -73,7 +84,7 @@ class AiohttpConnection(BackendConnection):
         while True:
             message = await self._ws.receive()
             if message.type is _TEXT or message.type is _BINARY:
-                if (event := decode(message.data)) is not None:
+                if (event := decode(message.data, keep=self._keep)) is not None:
                     return self._receive(event)
                 continue
             if message.type is aiohttp.WSMsgType.CLOSE:
@@ -92,14 +103,20 @@ class SdkConnection(BackendConnection):
     """A Realtime session on the openai SDK's connection (python-websockets)."""
 
     def __init__(
-        self, connection: AsyncRealtimeConnection, *, receive: Normalise, emit: Normalise
+        self,
+        connection: AsyncRealtimeConnection,
+        *,
+        receive: Normalise,
+        emit: Normalise,
+        keep: bool = False,
     ) -> None:
         self._connection = connection
         self._receive = receive
         self._emit = emit
+        self._keep = keep
 
     async def send(self, event: BackendEvent) -> None:
-        data = orjson.dumps(self._emit(event)).decode()
+        data = encode(self._emit(event)).decode()
         try:
             await self._connection.send_raw(data)
         except ConnectionClosed as exc:
@@ -111,7 +128,7 @@ class SdkConnection(BackendConnection):
                 raw = await self._connection.recv_bytes()
             except ConnectionClosed as exc:
                 raise _sdk_closed(exc) from None
-            if (event := decode(raw)) is not None:
+            if (event := decode(raw, keep=self._keep)) is not None:
                 return self._receive(event)
 
     async def aclose(self) -> None:
@@ -122,9 +139,10 @@ class SdkConnection(BackendConnection):
 class PicowsConnection(BackendConnection, WSListener):
     """A Realtime session on picows: this object is the socket's listener."""
 
-    def __init__(self, *, receive: Normalise, emit: Normalise) -> None:
+    def __init__(self, *, receive: Normalise, emit: Normalise, keep: bool = False) -> None:
         self._receive = receive
         self._emit = emit
+        self._keep = keep
         self.transport: WSTransport | None = None
         self._early: deque[BackendEvent] = deque()  # read before listen() (or for recv())
         self._arrived: asyncio.Event = asyncio.Event()
@@ -175,7 +193,7 @@ class PicowsConnection(BackendConnection, WSListener):
             self._sink.backend_writable(True)
 
     def _event(self, raw: bytes) -> None:
-        if (event := decode(raw)) is None:
+        if (event := decode(raw, keep=self._keep)) is None:
             return
         event = self._receive(event)
         if self._sink is not None:
@@ -197,7 +215,7 @@ class PicowsConnection(BackendConnection, WSListener):
         transport = self.transport
         if transport is None or transport.is_disconnected or transport.is_close_frame_sent:
             raise self._ended or closed(self._close_code, self._close_reason)
-        transport.send(WSMsgType.TEXT, orjson.dumps(self._emit(event)))
+        transport.send(WSMsgType.TEXT, encode(self._emit(event)))
 
     async def send(self, event: BackendEvent) -> None:
         self.send_nowait(event)
@@ -230,9 +248,10 @@ class PicowsConnection(BackendConnection, WSListener):
             transport.disconnect(graceful=False)
 
 
-def decode(raw: bytes | str) -> BackendEvent | None:
-    """A server event, or None for a message that is not a JSON object (skipped with a
-    warning: one malformed message must not end the session)."""
+def decode(raw: bytes, *, keep: bool = False) -> BackendEvent | None:
+    """A server event (a :class:`RawEvent` with its text when ``keep``), or None for a
+    message that is not a JSON object (skipped with a warning: one malformed message must
+    not end the session)."""
     try:
         event = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -241,7 +260,12 @@ def decode(raw: bytes | str) -> BackendEvent | None:
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         logger.warning("< backend sent a JSON {} with no type; skipped", type(event).__name__)
         return None
-    return event
+    return raw_event(event, raw) if keep else event
+
+
+def encode(event: BackendEvent) -> bytes:
+    """An event's JSON text: a :class:`RawEvent`'s own, any other encoded."""
+    return event.raw if type(event) is RawEvent else orjson.dumps(event)
 
 
 def closed(code: int | None, reason: str | None) -> BackendClosed:

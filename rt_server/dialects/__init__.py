@@ -12,18 +12,28 @@ from collections.abc import Iterable
 from typing import Any
 
 from rt_server.dialects.conversation import ConversationTranslator
+from rt_server.dialects.gateway import GatewayTranslator
+from rt_server.dialects.logs import LogsTranslator
 from rt_server.dialects.realtime import RealtimeTranslator
 from rt_server.dialects.twilio import TwilioTranslator
 from rt_server.translate import Translator
 
 Dialect = type[Translator]
 
-DIALECTS: tuple[Dialect, ...] = (RealtimeTranslator, ConversationTranslator, TwilioTranslator)
+DIALECTS: tuple[Dialect, ...] = (
+    RealtimeTranslator,
+    ConversationTranslator,
+    TwilioTranslator,
+    GatewayTranslator,
+)
 
 
 def schemas(dialects: Iterable[Dialect] = DIALECTS) -> dict[str, dict[str, Any]]:
-    """Every dialect's client and server JSON Schemas, by name."""
-    return {dialect.name: dialect.schema() for dialect in dialects}
+    """Every dialect's client and server JSON Schemas, by name, and the ``/logs`` call
+    console's (:mod:`rt_server.dialects.logs`: it follows a session rather than having one)."""
+    found = {dialect.name: dialect.schema() for dialect in dialects}
+    found[LogsTranslator.name] = LogsTranslator.schema()
+    return found
 
 
 def find(name: str, dialects: Iterable[Dialect] = DIALECTS) -> Dialect:

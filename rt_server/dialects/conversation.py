@@ -1,10 +1,11 @@
 """The ``/ws/conversation`` dialect, as used by the research-paper voice assistant design.
 
 Client: ``{"type":"audio","audio":<base64 PCM16 24 kHz>}``, ``{"type":"text","text":...}``
-(binary PCM16 frames work too). Server: ``session_ready``, ``audio_delta`` (base64),
-``text_delta`` (``text``), ``transcription``, ``speech_started``, ``response_done``,
-``error``. Only the client-facing side differs from ``/realtime``; the session, backend,
-barge-in, tools and limits are shared.
+(binary PCM16 frames work too). Server: ``session_ready`` (``message``), ``audio_delta``
+(base64), ``text_delta`` (``text``), ``transcription``, ``speech_started``,
+``response_done`` (``status`` and ``message``, as the original sends it), ``error``. Only
+the client-facing side differs from ``/realtime``; the session, backend, barge-in, tools
+and limits are shared.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ class AudioInput(TypedDict):
 
 
 class SessionReady(TypedDict):
-    """Server: the assistant is ready."""
+    """Server: the assistant is ready (``message``: for people, e.g. "Connected to the
+    Realtime API")."""
 
     type: Literal["session_ready"]
+    message: str
 
 
 class AudioDelta(TypedDict):
@@ -71,10 +74,12 @@ class SpeechStarted(TypedDict):
 
 
 class ResponseDone(TypedDict):
-    """Server: the assistant finished (or was interrupted: ``status``)."""
+    """Server: the assistant finished (or was interrupted: ``status``); ``message`` for
+    people, e.g. "AI response completed"."""
 
     type: Literal["response_done"]
     status: NotRequired[str]
+    message: str
 
 
 ConversationServerMessage: TypeAlias = (
@@ -105,7 +110,7 @@ class ConversationTranslator(Translator):
         return self.client_audio_b64(message["audio"], now)
 
     def render_connected(self) -> list[ClientFrame]:
-        return [SessionReady(type="session_ready")]
+        return [SessionReady(type="session_ready", message="Connected to the Realtime API")]
 
     def render_speech_started(self) -> list[ClientFrame]:
         return [SpeechStarted(type="speech_started")]
@@ -120,7 +125,8 @@ class ConversationTranslator(Translator):
         return [AudioDelta(type="audio_delta", audio=base64.b64encode(audio).decode())]
 
     def render_response_done(self, status: str) -> list[ClientFrame]:
-        return [ResponseDone(type="response_done", status=status)]
+        message = f"AI response {status or 'ended'}"
+        return [ResponseDone(type="response_done", status=status, message=message)]
 
     def render_error(
         self, code: ErrorCode, message: str, retry_after: float | None = None

@@ -38,13 +38,15 @@ from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in the
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
+from rt_server.config import Limits
+from rt_server.edge.http import MAX_HEAD_BYTES
 from rt_server.edge.sockets import CLOSE_TIMEOUT, ClientSink, PicowsSocket
 from rt_server.wsio import PICOWS_LOG
 
 __all__ = ["EDGE", "Edge", "EdgeProtocol"]
 
 EDGE = "rt_server.edge"  # the scope extension's name
-_MAX_HEAD = 16 * 1024
+_ASGI_LIMITS = Limits()  # a route on plain ASGI receive/send (the monitor): the defaults
 
 
 class Edge:
@@ -53,11 +55,9 @@ class Edge:
     def __init__(self, protocol: EdgeProtocol) -> None:
         self._protocol = protocol
 
-    async def accept(
-        self, subprotocol: str | None, *, max_message_bytes: int, send_buffer_bytes: int
-    ) -> PicowsSocket:
+    async def accept(self, subprotocol: str | None, limits: Limits) -> PicowsSocket:
         """Complete the handshake; the session then owns the socket's frames."""
-        return self._protocol.upgrade(subprotocol, [], max_message_bytes, send_buffer_bytes)
+        return self._protocol.upgrade(subprotocol, [], limits)
 
 
 class _AsgiSink(ClientSink):
@@ -128,7 +128,7 @@ class EdgeProtocol(asyncio.Protocol):
         if self._scope is not None:
             return  # uvicorn hands the head over whole; a client does not speak before 101
         self._head += data
-        if len(self._head) > _MAX_HEAD:
+        if len(self._head) > MAX_HEAD_BYTES:
             self._answer(431, b"request head too large")
             return
         if b"\r\n\r\n" not in self._head:
@@ -162,8 +162,7 @@ class EdgeProtocol(asyncio.Protocol):
         self,
         subprotocol: str | None,
         headers: list[tuple[bytes, bytes]],
-        max_message_bytes: int,
-        send_buffer_bytes: int,
+        limits: Limits,
     ) -> PicowsSocket:
         """Hand the connection to picows, which answers 101; the socket it serves."""
         assert self.transport is not None
@@ -173,7 +172,10 @@ class EdgeProtocol(asyncio.Protocol):
         client = self._scope.get("client")
         peer = f"{client[0]}:{client[1]}" if client else "?"
         socket = PicowsSocket(
-            peer, max_message_bytes=max_message_bytes, send_buffer_bytes=send_buffer_bytes
+            peer,
+            max_message_bytes=limits.max_message_bytes,
+            send_buffer_bytes=limits.send_buffer_bytes,
+            stall_seconds=limits.stall_timeout_seconds,
         )
         extra = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
         if subprotocol:
@@ -196,7 +198,7 @@ class EdgeProtocol(asyncio.Protocol):
             10.0,
             WSAutoPingStrategy.PING_WHEN_IDLE,
             True,  # answer pings (the pongs count against the send budget)
-            max_message_bytes,
+            limits.max_message_bytes,
             None,
             16 * 1024,
         )
@@ -294,8 +296,7 @@ class EdgeProtocol(asyncio.Protocol):
             socket = self.upgrade(
                 message.get("subprotocol"),
                 list(message.get("headers") or []),
-                self.config.ws_max_size,
-                4 * 1024 * 1024,
+                _ASGI_LIMITS,
             )
             self._asgi = _AsgiSink()
             socket.start(self._asgi)

@@ -14,8 +14,10 @@ goes to the socket's transport at once. Two implementations:
 
 Both enforce the same limits (README, "Limits"): ``SEND_BUFFER_BYTES`` bounds what the
 client has not read, a client that stops reading is closed 1008 after
-:data:`STALL_SECONDS`, and every close gives up after :data:`CLOSE_TIMEOUT` (on the fast
-edge the socket is then aborted).
+``STALL_TIMEOUT_SECONDS``, and every close gives up after :data:`CLOSE_TIMEOUT` (on the
+fast edge the socket is then aborted). On the fast edge a client whose unread bytes pass the
+high-water mark is not read either until it catches up, so what it sends meanwhile (pings
+whose pongs it leaves unread, say) waits in its own socket, not in rt_server's memory.
 """
 
 from __future__ import annotations
@@ -34,14 +36,12 @@ from rt_server.wsio import set_reading
 
 __all__ = [
     "CLOSE_TIMEOUT",
-    "STALL_SECONDS",
     "ClientSink",
     "ClientSocket",
     "PicowsSocket",
     "StarletteSocket",
 ]
 
-STALL_SECONDS = 10.0  # a client whose socket stays full this long is closed 1008
 CLOSE_TIMEOUT = 2.0  # a close not completed in this time is abandoned (the socket aborted)
 _STALLED = "the client is not reading its messages"
 
@@ -59,7 +59,7 @@ class ClientSink(Protocol):
         """The client closed or the connection dropped; nothing more will arrive."""
 
     def client_stalled(self) -> None:
-        """The client has not read for :data:`STALL_SECONDS`."""
+        """The client's unread bytes stayed over the high-water mark for the stall timeout."""
 
     def client_writable(self, writable: bool) -> None:
         """The socket's send buffer crossed its high (False) or low (True) water mark."""
@@ -99,7 +99,9 @@ class ClientSocket(ABC):
 class PicowsSocket(ClientSocket, WSListener):
     """A client on picows: its listener is this object, its frames call the sink."""
 
-    def __init__(self, peer: str, *, max_message_bytes: int, send_buffer_bytes: int) -> None:
+    def __init__(
+        self, peer: str, *, max_message_bytes: int, send_buffer_bytes: int, stall_seconds: float
+    ) -> None:
         self.peer = peer
         self.transport: WSTransport | None = None
         self._sink: ClientSink | None = None
@@ -108,7 +110,10 @@ class PicowsSocket(ClientSocket, WSListener):
         self._budget = send_buffer_bytes
         self._fragments: bytearray | None = None
         self._fragment_type = WSMsgType.TEXT
+        self._stall_seconds = stall_seconds
         self._stall: asyncio.TimerHandle | None = None
+        self._paused = False  # the session asked not to be given frames for now
+        self._full = False  # the client's unread bytes are over the high-water mark
         self._gone = False
         self.disconnected = asyncio.get_running_loop().create_future()
 
@@ -152,7 +157,9 @@ class PicowsSocket(ClientSocket, WSListener):
 
     def pause_writing(self) -> None:
         loop = asyncio.get_running_loop()
-        self._stall = loop.call_later(STALL_SECONDS, self._stalled)
+        self._stall = loop.call_later(self._stall_seconds, self._stalled)
+        self._full = True
+        set_reading(self.transport, False)
         if self._sink is not None:
             self._sink.client_writable(False)
 
@@ -160,6 +167,8 @@ class PicowsSocket(ClientSocket, WSListener):
         if self._stall is not None:
             self._stall.cancel()
             self._stall = None
+        self._full = False
+        set_reading(self.transport, not self._paused)
         if self._sink is not None:
             self._sink.client_writable(True)
 
@@ -185,10 +194,12 @@ class PicowsSocket(ClientSocket, WSListener):
         return True
 
     def pause_reading(self) -> None:
+        self._paused = True
         set_reading(self.transport, False)
 
     def resume_reading(self) -> None:
-        set_reading(self.transport, True)
+        self._paused = False
+        set_reading(self.transport, not self._full)
 
     async def close(self, code: int, reason: str) -> None:
         transport = self.transport
@@ -268,11 +279,14 @@ class PicowsSocket(ClientSocket, WSListener):
 class StarletteSocket(ClientSocket):
     """A client on Starlette's WebSocket (any ASGI server): two tasks pump it."""
 
-    def __init__(self, websocket: WebSocket, *, send_buffer_bytes: int) -> None:
+    def __init__(
+        self, websocket: WebSocket, *, send_buffer_bytes: int, stall_seconds: float
+    ) -> None:
         client = websocket.client
         self.peer = f"{client.host}:{client.port}" if client else "?"
         self._ws = websocket
         self._budget = send_buffer_bytes
+        self._stall_seconds = stall_seconds
         self._queue: deque[str | bytes] = deque()
         self._queued = 0
         self._ready = asyncio.Event()
@@ -331,7 +345,7 @@ class StarletteSocket(ClientSocket):
                 await self._ready.wait()
                 self._ready.clear()
                 try:
-                    async with asyncio.timeout(STALL_SECONDS):
+                    async with asyncio.timeout(self._stall_seconds):
                         await self._drain()
                 except TimeoutError:
                     sink.client_stalled()

@@ -112,6 +112,7 @@ class Conversation:
         if session is not None:
             self.session = copy.deepcopy(session) | {"id": self.session["id"]}
         self._eff = Effective.of(self.session)
+        self.temperature = 0.8  # a beta session's sampling temperature (GA has none)
         self.items: list[Item] = []
         self._heard: dict[str, str] = {}  # what the model "heard" in user audio items
         self._audio: dict[str, tuple[int, int]] = {}  # assistant item -> (audio ms, ms per word)
@@ -234,6 +235,11 @@ class Conversation:
                 f"Invalid type for event: expected an object, but got {type_name(event)} instead.",
             )
         if self._beta:
+            session = event.get("session")
+            if event.get("type") == "session.update" and isinstance(session, dict):
+                temperature = session.get("temperature")
+                if isinstance(temperature, int | float):
+                    self.temperature = float(temperature)
             event = from_beta(event)
         kind = event.get("type")
         if kind is None:

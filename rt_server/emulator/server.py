@@ -185,6 +185,7 @@ class Connection:
         for event in events:
             self._queue.put_nowait((now, event))
         self._info.session = self._conv.session
+        self._info.temperature = self._conv.temperature
 
     async def _reader(self) -> None:
         while True:

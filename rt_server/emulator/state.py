@@ -23,6 +23,7 @@ class ConnectionInfo:
     events_in: int = 0
     events_out: int = 0
     session: dict[str, Any] | None = None
+    temperature: float = 0.8  # what a beta client set (the GA session has no temperature)
 
     def to_dict(self) -> dict[str, Any]:
         """As JSON; the session in the shape this connection's client sees it."""
@@ -38,6 +39,7 @@ class ConnectionInfo:
             "events_in": self.events_in,
             "events_out": self.events_out,
             "session": session,
+            "temperature": self.temperature,
         }
 
 

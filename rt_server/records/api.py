@@ -71,7 +71,7 @@ async def list_conversations(
     if filters.since and filters.until and filters.since > filters.until:
         raise ApiError(400, "invalid_filter", "since is after until")
     try:
-        page = await _db(
+        page = await from_db(
             queries.list_conversations(
                 store.engine, filters, limit=limit, cursor=cursor, offset=offset
             )
@@ -103,19 +103,19 @@ async def get_transcript(store: Store, id: ConversationId) -> Response:
 @router.delete("/conversations/{id}", status_code=204, responses=documented(400, 404))
 async def delete_conversation(store: Store, id: ConversationId) -> Response:
     """Delete a conversation and everything recorded of it."""
-    if not await _db(queries.delete_conversation(store.engine, _checked(id))):
+    if not await from_db(queries.delete_conversation(store.engine, checked_id(id))):
         raise ApiError(404, "not_found", f"no conversation {id!r}")
     return Response(status_code=204)
 
 
 async def _conversation(store: RecordStore, id: str) -> views.Conversation:
-    found = await _db(queries.get_conversation(store.engine, _checked(id)))
+    found = await from_db(queries.get_conversation(store.engine, checked_id(id)))
     if found is None:
         raise ApiError(404, "not_found", f"no conversation {id!r}")
     return views.conversation(*found)
 
 
-async def _db(work: Awaitable[_T]) -> _T:
+async def from_db(work: Awaitable[_T]) -> _T:
     """Await a query: a database that is down or refuses is a 503, not a 500."""
     try:
         return await work
@@ -124,7 +124,7 @@ async def _db(work: Awaitable[_T]) -> _T:
         raise ApiError(503, "records_unavailable", "the records database is unavailable") from None
 
 
-def _checked(id: str) -> str:
+def checked_id(id: str) -> str:
     if not _ID.fullmatch(id):
         raise ApiError(400, "invalid_id", "a conversation id is 1-64 letters, digits, - or _")
     return id

@@ -22,6 +22,7 @@ class Started:
     backend: str
     profile: str
     peer: str
+    discussion_id: str | None = None  # None: a discussion of its own (same id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +50,8 @@ class Ended:
 
 
 Record: TypeAlias = Started | Event | Ended
+
+
+def discussion_filename(started_at: datetime, id: str) -> str:
+    """The transcript file of a discussion: ``20260107-093000-3f9c0a1b2d4e.md``."""
+    return f"{started_at:%Y%m%d-%H%M%S}-{id}.md"

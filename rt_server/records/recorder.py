@@ -42,7 +42,15 @@ class Recorder:
         self._settled.clear()
         started = datetime.fromtimestamp(info.started_at, UTC).replace(tzinfo=None)
         self._store.put(
-            Started(info.id, started, info.dialect, info.backend, info.profile, info.peer)
+            Started(
+                info.id,
+                started,
+                info.dialect,
+                info.backend,
+                info.profile,
+                info.peer,
+                info.discussion,
+            )
         )
 
     def session_note(self, info: SessionInfo, note: Note) -> None:

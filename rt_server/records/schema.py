@@ -2,7 +2,9 @@
 
 ``conversations``: one row per session. ``events``: what happened in it, in order
 (``seq``): turns (``role`` and ``text``), tool calls and results, usage, errors,
-interruptions, each with its note's data as JSON. Times are naive UTC.
+interruptions, each with its note's data as JSON. ``discussions``: what a conversation is
+saved as (a Markdown file); a session opened with ``?discussion=`` records into one started
+by the API, any other is a discussion of its own (same id). Times are naive UTC.
 """
 
 from __future__ import annotations
@@ -34,6 +36,17 @@ conversations = Table(
     Column("close_code", Integer(), nullable=True),
     Column("close_reason", String(255), nullable=True),
     Column("total_tokens", Integer(), nullable=False, server_default="0"),  # since 0002
+    Column("discussion_id", String(64), nullable=True, index=True),  # since 0003
+)
+
+# A discussion (since 0003): the saved transcript of its conversations, a Markdown file.
+discussions = Table(
+    "discussions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("filename", String(255), nullable=False, unique=True),
+    Column("title", String(255), nullable=True),
+    Column("started_at", DateTime(), nullable=False, index=True),
 )
 
 events = Table(

@@ -1,5 +1,5 @@
-"""The records service for the application's lifespan: the store, its writer and purge, and
-the recorder that observes sessions."""
+"""The records service for the application's lifespan: the store, its writer and purge, the
+recorder that observes sessions, and the discussions' transcript files."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from loguru import logger
 from prometheus_client import CollectorRegistry
 
 from rt_server.config import Settings
 from rt_server.observe import Observer
+from rt_server.records.discussions import Discussions
 from rt_server.records.recorder import Recorder
 from rt_server.records.store import RecordStore, create_engine
 
@@ -25,10 +27,16 @@ class Records:
 
     store: RecordStore | None = None
     recorder: Recorder | None = None
+    discussions: Discussions | None = None
 
     @property
     def observers(self) -> tuple[Observer, ...]:
-        return (self.recorder,) if self.recorder is not None else ()
+        found: list[Observer] = []
+        if self.recorder is not None:
+            found.append(self.recorder)
+        if self.discussions is not None:
+            found.append(self.discussions)
+        return tuple(found)
 
 
 @contextlib.asynccontextmanager
@@ -49,12 +57,15 @@ async def open_records(
     logger.info(
         "records: {} (retention {} days)", store.engine.url.get_backend_name(), store.retention_days
     )
+    directory = Path(settings.discussions_dir) if settings.discussions_dir else None
+    discussions = Discussions(store, directory)
     tasks = [
         asyncio.create_task(store.run()),
         asyncio.create_task(store.purge_every(PURGE_SECONDS)),
+        asyncio.create_task(discussions.autosave()),
     ]
     try:
-        yield Records(store, Recorder(store, max_events=settings.records_max_events))
+        yield Records(store, Recorder(store, max_events=settings.records_max_events), discussions)
     finally:
         for task in tasks:
             task.cancel()

@@ -20,14 +20,17 @@ from datetime import datetime
 
 import orjson
 
-from rt_server.records.model import Ended, Event, Record, Started
+from rt_server.records.model import Ended, Event, Record, Started, discussion_filename
 
 #: What SQLite refuses for the content of a record (not: the database is unavailable).
 REFUSED = sqlite3.IntegrityError | sqlite3.DataError
 
 _STARTED = (
-    "INSERT INTO conversations (id, started_at, dialect, backend, profile, peer)"
-    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    "INSERT INTO conversations (id, started_at, dialect, backend, profile, peer, discussion_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+_OWN_DISCUSSION = (
+    "INSERT INTO discussions (id, filename, started_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 )
 # A conversation deleted (or purged) while it was live takes its late events with it.
 _EVENT = (
@@ -70,6 +73,8 @@ class SqliteWriter:
         try:
             if started:
                 db.executemany(_STARTED, started)
+                own = [_own_discussion(r) for r in batch if isinstance(r, Started)]
+                db.executemany(_OWN_DISCUSSION, [row for row in own if row is not None])
             if happened:
                 db.executemany(_EVENT, happened)
             if ended:
@@ -101,7 +106,14 @@ def _time(value: datetime) -> str:
 
 
 def _started(r: Started) -> tuple[object, ...]:
-    return (r.id, _time(r.started_at), r.dialect, r.backend, r.profile, r.peer)
+    discussion = r.discussion_id or r.id
+    return (r.id, _time(r.started_at), r.dialect, r.backend, r.profile, r.peer, discussion)
+
+
+def _own_discussion(r: Started) -> tuple[object, ...] | None:
+    if r.discussion_id is not None:
+        return None
+    return (r.id, discussion_filename(r.started_at, r.id), _time(r.started_at))
 
 
 def _event(r: Event) -> tuple[object, ...]:

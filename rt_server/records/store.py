@@ -33,8 +33,8 @@ from sqlalchemy import Connection, bindparam, delete, event, select, text, updat
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from rt_server.records.model import Ended, Event, Record, Started, utcnow
-from rt_server.records.schema import conversations, events
+from rt_server.records.model import Ended, Event, Record, Started, discussion_filename, utcnow
+from rt_server.records.schema import conversations, discussions, events
 from rt_server.records.sqlite import REFUSED, SqliteWriter
 
 __all__ = ["Ended", "Event", "Record", "RecordStore", "Started", "create_engine", "utcnow"]
@@ -262,6 +262,8 @@ class RecordStore:
         async with self.engine.begin() as conn:
             await conn.execute(delete(events).where(events.c.conversation_id.in_(old)))
             result = await conn.execute(delete(conversations).where(conversations.c.id.in_(old)))
+            # Their saved files stay: they are the user's.
+            await conn.execute(delete(discussions).where(discussions.c.started_at < cutoff))
         if result.rowcount:
             logger.info("records: purged {} conversations older than {}", result.rowcount, cutoff)
         return int(result.rowcount or 0)
@@ -296,8 +298,19 @@ async def write_records(conn: AsyncConnection, batch: Iterable[Record]) -> None:
     ended = [r for r in batch if isinstance(r, Ended)]
     insert = _insert_or_ignore(conn.dialect.name)
     if started:
-        rows = [_row(r) for r in started]
+        rows = [{**_row(r), "discussion_id": r.discussion_id or r.id} for r in started]
         await conn.execute(insert(conversations).on_conflict_do_nothing(), rows)
+        own = [
+            {
+                "id": r.id,
+                "filename": discussion_filename(r.started_at, r.id),
+                "started_at": r.started_at,
+            }
+            for r in started
+            if r.discussion_id is None
+        ]
+        if own:
+            await conn.execute(insert(discussions).on_conflict_do_nothing(), own)
     if happened:
         # A conversation deleted (or purged) while it was live takes its late events with it.
         ids = {r.conversation_id for r in happened}

@@ -41,6 +41,9 @@ class Tool:
     parameters: dict[str, Any]
     function: ToolFunction
     timeout: float = 10.0
+    #: How the model should speak about the result: the instructions of the reply that
+    #: follows the tool's output (None: the session's own).
+    reply_instructions: str | None = None
 
     def schema(self) -> dict[str, Any]:
         """The Realtime API's function tool definition."""
@@ -71,8 +74,10 @@ class ToolRegistry:
         description: str | None = None,
         parameters: dict[str, Any] | None = None,
         timeout: float = 10.0,
+        reply_instructions: str | None = None,
     ) -> Callable[[ToolFunction], ToolFunction]:
-        """Register an async function as a tool (a decorator)."""
+        """Register an async function as a tool (a decorator); ``reply_instructions``: how
+        the model answers once it has the tool's output."""
 
         def register(function: ToolFunction) -> ToolFunction:
             if not inspect.iscoroutinefunction(function):
@@ -84,6 +89,7 @@ class ToolRegistry:
                     parameters=parameters or parameters_schema(function),
                     function=function,
                     timeout=timeout,
+                    reply_instructions=reply_instructions,
                 )
             )
             return function
@@ -92,6 +98,11 @@ class ToolRegistry:
 
     def merge(self, other: ToolRegistry) -> None:
         self._tools.update(other._tools)
+
+    def reply_instructions(self, name: str) -> str | None:
+        """The instructions of the reply after tool ``name``'s output, if it has some."""
+        tool = self._tools.get(name)
+        return tool.reply_instructions if tool is not None else None
 
     def schemas(self) -> list[dict[str, Any]]:
         return [tool.schema() for tool in self._tools.values()]

@@ -1,7 +1,9 @@
 """Example tool: current weather from Open-Meteo (no API key).
 
 Enable with ``RT_TOOLS=rt_server.tools.weather``; ``WEATHER_API_URL`` and
-``WEATHER_GEOCODING_URL`` point it elsewhere (a proxy, a mock). The HTTP transport is
+``WEATHER_GEOCODING_URL`` point it elsewhere (a proxy, a mock); ``WEATHER_INSTRUCTIONS``
+says how the model describes the weather once the tool has answered (the instructions of
+that reply; default: the modular relay's). The HTTP transport is
 injectable (:func:`weather_registry`), so tests use ``httpx.MockTransport`` and no network.
 """
 
@@ -14,6 +16,12 @@ import httpx
 
 from rt_server.tools import ToolRegistry
 
+#: The modular relay's default for how the model describes the weather (WEATHER_INSTRUCTIONS).
+DEFAULT_INSTRUCTIONS = (
+    "Describe the weather in a conversational way for someone going for a walk. Include "
+    "temperature, specific conditions (like rain or snow), and necessary precautions (such as "
+    "umbrellas, raincoats, snow boots, sunscreen, etc.)."
+)
 FORECAST_URL = "https://api.open-meteo.com/v1/forecast"
 GEOCODING_URL = "https://geocoding-api.open-meteo.com/v1/search"
 
@@ -22,11 +30,17 @@ def weather_registry(
     forecast_url: str = FORECAST_URL,
     geocoding_url: str = GEOCODING_URL,
     transport: httpx.AsyncBaseTransport | None = None,
+    instructions: str = DEFAULT_INSTRUCTIONS,
 ) -> ToolRegistry:
-    """A registry holding ``get_weather``, talking to the given endpoints."""
+    """A registry holding ``get_weather``, talking to the given endpoints; the model
+    describes its result following ``instructions``."""
     registry = ToolRegistry()
 
-    @registry.tool(description="Current temperature and wind for a city.", timeout=8.0)
+    @registry.tool(
+        description="Current temperature and wind for a city.",
+        timeout=8.0,
+        reply_instructions=instructions,
+    )
     async def get_weather(city: str) -> dict[str, Any]:
         async with httpx.AsyncClient(transport=transport, timeout=5.0) as http:
             found = await http.get(geocoding_url, params={"name": city, "count": 1})
@@ -57,4 +71,5 @@ def weather_registry(
 registry = weather_registry(
     os.environ.get("WEATHER_API_URL", FORECAST_URL),
     os.environ.get("WEATHER_GEOCODING_URL", GEOCODING_URL),
+    instructions=os.environ.get("WEATHER_INSTRUCTIONS", "").strip() or DEFAULT_INSTRUCTIONS,
 )

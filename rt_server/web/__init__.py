@@ -1,5 +1,8 @@
 """The web client: a static page at ``/`` and its ES modules under ``/static/``.
 
+A client that asks ``/`` for JSON (``Accept: application/json``, as the Twilio demo's
+Python port answered) gets a status object instead of the page.
+
 No build step: the files in ``static/`` are served as they are. Every response carries a
 strict Content-Security-Policy (scripts and styles from this origin only, no inline code,
 websockets only to the host that served the page) and the usual hardening headers.
@@ -12,7 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,12 +29,19 @@ _HOST: Final = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 def mount_web_client(app: FastAPI) -> None:
     """Serve the page at ``/`` and its assets under ``/static/``."""
 
-    @app.get("/", include_in_schema=False)
-    async def index(request: Request) -> FileResponse:
+    @app.get("/", include_in_schema=False, response_model=None)
+    async def index(request: Request) -> FileResponse | JSONResponse:
+        if wants_json(request.headers.get("accept", "")):
+            return JSONResponse({"status": "ok", "service": "rt_server", "version": app.version})
         headers = security_headers(request.headers.get("host"))
         return FileResponse(STATIC / "index.html", media_type="text/html", headers=headers)
 
     app.mount("/static", _Hardened(StaticFiles(directory=STATIC)), name="web-client")
+
+
+def wants_json(accept: str) -> bool:
+    """A client that asks for JSON and not for a page (a status check, not a browser)."""
+    return "application/json" in accept and "text/html" not in accept
 
 
 def security_headers(host: str | None) -> dict[str, str]:

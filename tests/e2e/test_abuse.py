@@ -326,7 +326,7 @@ async def test_no_token_query_string_or_payload_reaches_the_log(
             assert ws.response is not None
             assert CLIENT_TOKEN not in str(ws.response.headers)
             await connected(ws)
-        async with client(f"ws://{where}/logs?token={ADMIN_TOKEN}") as ws:
+        async with client(f"ws://{where}/monitor?token={ADMIN_TOKEN}") as ws:
             await next_frame(ws)
     text = "".join(log)
     assert "GET /api/conversations HTTP/1.1" in text  # the access log is kept, queries cut
@@ -380,13 +380,18 @@ async def test_the_monitor_refuses_origins_outside_the_allowlist(
         emulator.http_url, admin_token=ADMIN_TOKEN, allowed_origins=("https://app.example",)
     )
     async with running_server(settings_, edge=edge) as server:
-        logs = server.ws_url.removesuffix("/realtime") + f"/logs?token={ADMIN_TOKEN}"
-        with pytest.raises(InvalidStatus) as refused:
-            async with client(logs, origin="https://evil.example"):
-                pass
-        assert refused.value.response.status_code == 403
-        assert b"forbidden_origin" in refused.value.response.body
-        async with client(logs, origin="https://app.example") as ws:
+        base = server.ws_url.removesuffix("/realtime")
+        for path in ("/logs", "/monitor"):  # the Twilio demo's console, rt_server's feed
+            with pytest.raises(InvalidStatus) as refused:
+                async with client(
+                    f"{base}{path}?token={ADMIN_TOKEN}", origin="https://evil.example"
+                ):
+                    pass
+            assert refused.value.response.status_code == 403
+            assert b"forbidden_origin" in refused.value.response.body
+        async with client(
+            f"{base}/monitor?token={ADMIN_TOKEN}", origin="https://app.example"
+        ) as ws:
             hello = await next_frame(ws)
         assert isinstance(hello, dict)
         assert hello["type"] == "monitor"

@@ -216,12 +216,14 @@ async def test_conversation_dialect_over_its_own_path(emulator: RunningEmulator)
             done, frames = await until(ws, is_type("response_done"))
             await send_json(ws, {"type": "bogus"})
             error, _ = await until(ws, is_type("error"))
-    assert ready == {"type": "session_ready"}
+    assert ready == {"type": "session_ready", "message": "Connected to the Realtime API"}
     deltas = [f for f in frames if isinstance(f, dict) and f["type"] == "text_delta"]
     assert "hello dialect" in "".join(d["text"] for d in deltas)
     audio = [f for f in frames if isinstance(f, dict) and f["type"] == "audio_delta"]
     assert audio and base64.b64decode(audio[0]["audio"])
-    assert isinstance(done, dict) and done["status"] == "completed"
+    assert isinstance(done, dict)
+    assert done["status"] == "completed"
+    assert done["message"] == "AI response completed"
     assert isinstance(error, dict) and error["code"] == "unknown_type"
 
 

@@ -26,7 +26,8 @@ async def test_a_toy_dialect_is_served_at_its_path_and_described(
         assert answer == "You said: hello toy."
         async with httpx.AsyncClient(base_url=server.http_url) as http:
             described = (await http.get("/protocol.json")).json()
-    assert set(described) == {"realtime", "conversation", "twilio", "toy"}
+    # /logs, the call console, is served whatever the dialects (it follows their sessions).
+    assert set(described) == {"realtime", "conversation", "twilio", "gateway", "toy", "logs"}
     assert set(described["toy"]["client"]["discriminator"]["mapping"]) == {"ask"}
     assert "done" in orjson.dumps(described["toy"]["server"]).decode()
 
@@ -37,6 +38,8 @@ async def test_a_dialect_left_out_is_not_served(emulator: RunningEmulator) -> No
         async with httpx.AsyncClient(base_url=server.http_url) as http:
             described = (await http.get("/protocol.json")).json()
             page = await http.get("/ws/conversation")
-    assert set(described) == {"toy"}
+            gateway = await http.post("/v1/realtime/client_secrets", json={})
+    assert set(described) == {"toy", "logs"}
+    assert gateway.status_code == 404
     assert page.status_code == 404
     assert page.json()["error"]["code"] == "not_found"

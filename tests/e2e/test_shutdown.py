@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+from typing import Any
 
 import pytest
 
@@ -78,3 +79,39 @@ async def test_sigterm_lets_the_reply_finish_then_closes_with_1001(
     assert "start-up heap frozen" in log  # rt_server.main:app, as the console script
     assert "scheduler slice" not in log  # SCHED_SLICE_US=0
     assert "close 1001" in log
+
+
+async def test_sigterm_on_the_gateway_tells_the_client_then_closes_with_1001(
+    process: asyncio.subprocess.Process,
+) -> None:
+    from openai import AsyncOpenAI
+    from websockets.exceptions import ConnectionClosed
+
+    port = process.port  # type: ignore[attr-defined]
+    openai = AsyncOpenAI(api_key="unused", websocket_base_url=f"ws://127.0.0.1:{port}/v1")
+    after: list[dict[str, object]] = []
+    try:
+        async with openai.realtime.connect(model="gpt-realtime") as connection:
+            await connection.response.create()
+            async for event in connection:
+                if event.type == "response.output_audio.delta":
+                    break
+            process.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(_read_to_the_end(connection, after), 15)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        async with asyncio.timeout(15):
+            assert await process.wait() in (0, -signal.SIGTERM)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    kinds = [event["type"] for event in after]
+    told = kinds.index("error")
+    assert after[told]["error"]["code"] == "shutting_down"  # type: ignore[index]
+    assert "response.done" in kinds[told:]  # the response went on to its end
+
+
+async def _read_to_the_end(connection: Any, into: list[dict[str, object]]) -> None:
+    while True:
+        into.append((await connection.recv()).to_dict())

@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from rt_server.backends import Backend
 from rt_server.config import Settings
-from rt_server.edge import EDGE_PROTOCOL
+from rt_server.edge import server_options
 from rt_server.main import create_app
 from rt_server.serving import serve
 
@@ -36,7 +36,7 @@ async def running_server(
     """rt_server with ``settings`` on a free loopback port (options go to create_app), on
     the fast edge as ``rt-server`` serves it, or (``edge=False``) on uvicorn's own
     WebSocket as ``uvicorn rt_server.main:app`` does."""
-    protocol: dict[str, Any] = {"ws": EDGE_PROTOCOL} if edge else {}
+    protocol = server_options(settings.limits) if edge else {}
     async with serve(create_app(settings, backend, **options), **protocol) as served:
         yield RunningServer(served.http_url, f"{served.ws_url}/realtime", settings)
 

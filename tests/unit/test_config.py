@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rt_server.config import Settings
@@ -61,6 +63,7 @@ def test_secrets_stay_out_of_repr() -> None:
         ({"SCHED_SLICE_US": "200000"}, "SCHED_SLICE_US"),
         ({"MAX_SESSIONS": "0"}, "MAX_SESSIONS"),
         ({"IDLE_TIMEOUT_SECONDS": "nan"}, "IDLE_TIMEOUT_SECONDS"),
+        ({"GATEWAY_LOCKED": "instructions,colour"}, "GATEWAY_LOCKED names unknown .*colour"),
     ],
 )
 def test_bad_variables_stop_start_up_naming_the_variable(env: dict[str, str], named: str) -> None:
@@ -73,3 +76,16 @@ def test_http_endpoint_is_kept_for_ws_connections() -> None:
         {"AZURE_OPENAI_ENDPOINT": "http://127.0.0.1:9000/", "AZURE_OPENAI_DEPLOYMENT": "d"}
     )
     assert settings.azure_endpoint == "http://127.0.0.1:9000"
+
+
+def test_gateway_locked_from_the_environment_and_a_profile_file(tmp_path: Path) -> None:
+    settings = Settings.from_env({"GATEWAY_LOCKED": "instructions, voice,audio.input"})
+    assert settings.profile.gateway_locked == ("instructions", "voice", "audio.input")
+    good = tmp_path / "good.toml"
+    good.write_text('[profiles.desk]\ngateway_locked = ["tools"]\n', encoding="utf-8")
+    desk = Settings.from_env({"PROFILE_FILE": str(good)}).profiles["desk"]
+    assert desk.gateway_locked == ("tools",)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[profiles.desk]\ngateway_locked = ["colour"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="colour"):
+        Settings.from_env({"PROFILE_FILE": str(bad)})

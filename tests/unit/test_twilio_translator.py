@@ -136,7 +136,7 @@ def test_reply_audio_before_start_is_held_then_sent(translator: TwilioTranslator
     first, second = delta("welcome", 100), delta("welcome", 100)
     assert translator.backend_event(first, 0.0).client == []
     assert translator.backend_event(second, 0.0).client == []
-    sent = [m for m in start(translator).client if not isinstance(m, bytes)]
+    sent = [m for m in start(translator).client if not isinstance(m, bytes | str)]
     assert [m["event"] for m in sent] == ["media", "mark", "media", "mark"]
     assert all(m["streamSid"] == SID for m in sent)
     assert sent[0]["media"]["payload"] == first["delta"]

@@ -29,7 +29,7 @@ async def test_an_empty_database_upgrades_to_head(database_url: str) -> None:
     store = RecordStore(create_engine(database_url))
     await store.start()
     await migrate(store.engine)  # a second run (another instance) changes nothing
-    assert await _revision(store) == "0002"
+    assert await _revision(store) == "0003"
     assert "total_tokens" in await _columns(store, "conversations")
     await store.close()
 
@@ -51,7 +51,7 @@ async def test_a_first_revision_database_with_data_upgrades_to_head(database_url
     store.put(Event("after", 1, datetime(2026, 1, 2), "usage", None, None, {"total_tokens": 7}))
     store.put(Ended("after", datetime(2026, 1, 2), 1000, "session ended", 7))
     await store.flush()  # upgrades first, then writes
-    assert await _revision(store) == "0002"
+    assert await _revision(store) == "0003"
     found = await queries.get_conversation(engine, "before")
     assert found is not None and found[0].total_tokens == 0
     after = await queries.get_conversation(engine, "after")
@@ -77,5 +77,5 @@ async def test_workers_starting_together_on_one_sqlite_file_take_turns(tmp_path:
         results = [await worker.communicate() for worker in workers]
     assert [worker.returncode for worker in workers] == [0] * 4, [err for _, err in results]
     store = RecordStore(create_engine(url))
-    assert await _revision(store) == "0002"
+    assert await _revision(store) == "0003"
     await store.close()

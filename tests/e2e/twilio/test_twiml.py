@@ -35,13 +35,17 @@ def twiml_for(stream: str) -> str:
 async def test_twiml_streams_to_the_request_host_without_public_url() -> None:
     async with running_server(Settings()) as server, httpx.AsyncClient() as http:
         host = server.http_url.removeprefix("http://")
-        for method in ("GET", "POST"):
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):  # Express app.all
             response = await http.request(method, f"{server.http_url}/twiml")
-            assert response.status_code == 200
+            assert response.status_code == 200, method
             assert response.headers["content-type"].startswith("text/xml")
             assert response.text == twiml_for(f"ws://{host}/call")
+        head = await http.head(f"{server.http_url}/twiml")
+        assert head.status_code == 200
+        assert head.headers["content-type"].startswith("text/xml")
         urls = (await http.get(f"{server.http_url}/public-url")).json()
     assert urls == {
+        "publicUrl": server.http_url,  # what the Twilio demo's frontend reads
         "public_url": server.http_url,
         "twiml_url": f"{server.http_url}/twiml",
         "stream_url": f"ws://{host}/call",
@@ -66,6 +70,18 @@ async def test_twiml_streams_to_the_public_url(public: str, stream: str) -> None
     assert urls["stream_url"] == stream
     assert urls["twiml_url"] == f"{public.rstrip('/')}/twiml"
     assert urls["source"] == "PUBLIC_URL"
+
+
+async def test_the_root_answers_a_json_status_to_json_clients_and_the_page_to_browsers() -> None:
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    async with running_server(Settings()) as server, httpx.AsyncClient() as http:
+        status = await http.get(server.http_url + "/", headers={"Accept": "application/json"})
+        page = await http.get(server.http_url + "/", headers={"Accept": browser})
+    assert status.status_code == 200
+    assert status.headers["content-type"] == "application/json"
+    assert status.json()["status"] == "ok"
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<title>rt_server</title>" in page.text
 
 
 def test_settings_read_the_twilio_and_monitor_variables() -> None:

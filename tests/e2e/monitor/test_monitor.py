@@ -1,4 +1,5 @@
-"""The ``/logs`` feed end to end: admin token, every dialect, and a monitor that never reads."""
+"""The ``/monitor`` feed end to end (before the call console took ``/logs``, it was there):
+admin token, every dialect, and a monitor that never reads."""
 
 from __future__ import annotations
 
@@ -68,18 +69,18 @@ def is_event(kind: str, session: str | None = None) -> Any:
 async def test_the_feed_needs_the_admin_token(emulator: RunningEmulator) -> None:
     async with rt_server(openai_settings(emulator.http_url)) as (base, _):
         with pytest.raises(InvalidStatus) as off:
-            async with client(f"{base}/logs", additional_headers=_bearer(ADMIN)):
+            async with client(f"{base}/monitor", additional_headers=_bearer(ADMIN)):
                 pass
         assert off.value.response.status_code == 403  # no ADMIN_TOKEN: no monitor at all
     async with rt_server(settings_for(emulator)) as (base, app):
         for wrong in ({}, _bearer("not-the-token")):
             with pytest.raises(InvalidStatus) as refused:
-                async with client(f"{base}/logs", additional_headers=wrong):
+                async with client(f"{base}/monitor", additional_headers=wrong):
                     pass
             assert refused.value.response.status_code == 401
-        async with client(f"{base}/logs", additional_headers=_bearer(ADMIN)) as header:
+        async with client(f"{base}/monitor", additional_headers=_bearer(ADMIN)) as header:
             hello, _ = await until(header, is_event("monitor"))
-        async with client(f"{base}/logs?token={ADMIN}") as query:
+        async with client(f"{base}/monitor?token={ADMIN}") as query:
             await until(query, is_event("monitor"))
         assert isinstance(hello, dict) and hello["sessions"] == []
         async with asyncio.timeout(5):
@@ -93,7 +94,7 @@ async def test_the_monitor_sees_every_dialect_with_transcripts_and_tools() -> No
         settings = settings_for(emulator)
         async with (
             rt_server(settings, tools=orders) as (base, _),
-            client(f"{base}/logs?token={ADMIN}") as logs,
+            client(f"{base}/monitor?token={ADMIN}") as logs,
         ):
             await until(logs, is_event("monitor"))
             async with client(f"{base}/realtime") as ws:
@@ -147,13 +148,13 @@ async def test_a_monitor_that_never_reads_does_not_slow_the_calls(
         FAST,
         max_message_bytes=3_000_000,
         send_buffer_bytes=16_000_000,
-        max_text_bytes_per_second=100_000_000,  # 2 MB turns back to back
+        max_text_bytes_per_second=16_000_000,  # 2 MB typed turns, one after another
     )
     settings = replace(settings_for(emulator), monitor_buffer=16, limits=big)
     async with rt_server(settings) as (base, app):
-        stalled = await _never_reading_monitor(base, f"/logs?token={ADMIN}")
+        stalled = await _never_reading_monitor(base, f"/monitor?token={ADMIN}")
         # The reading monitor buffers whatever arrives (no client-side backpressure).
-        async with client(f"{base}/logs?token={ADMIN}", max_queue=None) as logs:
+        async with client(f"{base}/monitor?token={ADMIN}", max_queue=None) as logs:
             try:
                 await until(logs, is_event("monitor"))
                 # Replies with 2 MB of transcript each, until every buffer on the way to the

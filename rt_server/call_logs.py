@@ -1,0 +1,187 @@
+"""``/logs``: the Twilio demo's operator console follows a call (the I/O shell of
+:mod:`rt_server.dialects.logs`).
+
+:class:`CallLogs` knows the live sessions (admission attaches and detaches each) and the
+connected consoles. A console follows one session: the newest phone call, or the session
+its ``?session=<id>`` names. Every backend event of the followed session reaches it through
+the session's ``tap`` (called in the session's own callback, so it only serialises the
+event once and queues it on each console's bounded :class:`~rt_server.monitor.Feed`; a
+console that reads too slowly loses messages, counted, never slowing the call). What a
+console sends is applied to the followed session through :meth:`Session.operate`, and its
+``session.update`` is saved: every phone call that starts afterwards adopts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import orjson
+from loguru import logger
+from starlette.websockets import WebSocket
+
+from rt_server.dialects.logs import (
+    Configure,
+    LogsTranslator,
+    Operation,
+    Reply,
+    ToolOutput,
+    error_event,
+    render_event,
+)
+from rt_server.errors import ClientError
+from rt_server.monitor import DEFAULT_BUFFER, Feed
+from rt_server.session import Session
+from rt_server.translate import BackendEvent, CallConfig
+
+#: The dialect of phone calls: what a console follows by default, and what adopts the
+#: saved configuration.
+CALL_DIALECT = "twilio"
+
+
+@dataclass(eq=False, slots=True)  # compared and hashed by identity: consoles live in a set
+class Console:
+    """One connected ``/logs`` client."""
+
+    feed: Feed
+    pinned: str | None = None  # ?session=<id>; None: the newest call
+    followed: Session | None = None
+    translator: LogsTranslator = field(default_factory=LogsTranslator)
+
+
+class CallLogs:
+    """The live sessions, the consoles following them, and the saved call configuration."""
+
+    def __init__(self, buffer: int = DEFAULT_BUFFER) -> None:
+        self.buffer = buffer
+        self.saved = CallConfig()
+        self.sessions: dict[str, Session] = {}  # live, oldest first
+        self.consoles: set[Console] = set()
+
+    # ------------------------------------------------------------ sessions (admission)
+
+    def attach(self, session: Session) -> None:
+        """A session is about to start: a call adopts the saved configuration first."""
+        self.sessions[session.id] = session
+        if session.info.dialect == CALL_DIALECT:
+            session.translator.adopt(self.saved)
+        for console in self.consoles:
+            if console.pinned == session.id or (
+                console.pinned is None and session.info.dialect == CALL_DIALECT
+            ):
+                self._follow(console, session)
+
+    def detach(self, session: Session) -> None:
+        """A session has ended."""
+        self.sessions.pop(session.id, None)
+        session.tap = None
+        for console in self.consoles:
+            if console.followed is session:
+                console.followed = None
+
+    def exists(self, session_id: str) -> bool:
+        return session_id in self.sessions
+
+    # ------------------------------------------------------------ consoles
+
+    async def serve(self, websocket: WebSocket, pinned: str | None) -> None:
+        """Follow a session for an accepted ``websocket`` until it goes away."""
+        console = Console(Feed(self.buffer), pinned)
+        self.consoles.add(console)
+        if (current := self._current(pinned)) is not None:
+            self._follow(console, current)
+        log = logger.bind(session="logs")
+        log.info("call console connected (following {})", pinned or "the newest call")
+        tasks = [
+            asyncio.create_task(_send_feed(websocket, console.feed)),
+            asyncio.create_task(self._read(websocket, console)),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.consoles.discard(console)
+            if console.followed is not None:
+                self._retap(console.followed)
+            for task in tasks:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            failures = [type(r).__name__ for r in results if isinstance(r, Exception)]
+            log.info(
+                "call console left ({} messages dropped{})",
+                console.feed.dropped_total,
+                f"; {failures[0]}" if failures else "",
+            )
+        with contextlib.suppress(Exception):
+            await websocket.close()
+
+    def _current(self, pinned: str | None) -> Session | None:
+        if pinned is not None:
+            return self.sessions.get(pinned)
+        calls = [s for s in self.sessions.values() if s.info.dialect == CALL_DIALECT]
+        return calls[-1] if calls else None
+
+    def _follow(self, console: Console, session: Session) -> None:
+        previous, console.followed = console.followed, session
+        if previous is not None and previous is not session:
+            self._retap(previous)
+        self._retap(session)
+
+    def _retap(self, session: Session) -> None:
+        """Point ``session``'s tap at the consoles following it (none: no tap)."""
+        feeds = [c.feed for c in self.consoles if c.followed is session]
+        if not feeds:
+            session.tap = None
+            return
+
+        def tap(event: BackendEvent) -> None:
+            message = orjson.dumps(render_event(event)).decode()
+            for feed in feeds:
+                feed.put(message)
+
+        session.tap = tap
+
+    async def _read(self, websocket: WebSocket, console: Console) -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            if raw is None:
+                _tell(console, "invalid_event", "send JSON text frames, not binary ones")
+                continue
+            try:
+                operation = console.translator.client_text(raw)
+            except ClientError as exc:
+                _tell(console, exc.code, exc.message)
+                continue
+            self._apply(console, operation)
+
+    def _apply(self, console: Console, operation: Operation) -> None:
+        session = console.followed
+        match operation:
+            case Configure(config, refused):
+                self.saved = self.saved.merged(config)
+                if refused:
+                    _tell(
+                        console,
+                        "unsupported_field",
+                        f"set by the server, not applied: session.{', session.'.join(refused)}",
+                    )
+                if session is not None:
+                    session.operate(session.translator.configure(config))
+            case ToolOutput(call_id, output) if session is not None:
+                session.operate(session.translator.operator_output(call_id, output))
+            case Reply() if session is not None:
+                session.operate(session.translator.operator_reply())
+            case _:
+                _tell(console, "no_call", "no call is being followed: wait for a call")
+
+
+def _tell(console: Console, code: str, message: str) -> None:
+    console.feed.put(orjson.dumps(error_event(code, message)).decode())
+
+
+async def _send_feed(websocket: WebSocket, feed: Feed) -> None:
+    while True:
+        await websocket.send_text(await feed.get())
