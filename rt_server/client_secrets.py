@@ -7,11 +7,15 @@ short-lived secret whose session carries the profile's instructions, voice, audi
 settings and tools; the client cannot change them. The client receives the service's
 answer (``value``, ``expires_at``, ``session``), never the server's own credential.
 Client authentication is the same as for ``/realtime`` (``CLIENT_TOKENS``, Origin
-allowlist).
+allowlist); each caller (its token, or its address) may mint ``CLIENT_SECRETS_PER_MINUTE``
+secrets (10) at once, then at that pace: 429 ``rate_limited`` with ``Retry-After`` beyond.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -19,6 +23,8 @@ from fastapi.responses import JSONResponse
 from loguru import logger
 from pydantic import BaseModel, Field
 
+from rt_server import access
+from rt_server.config import Settings
 from rt_server.errors import BackendError
 from rt_server.http_errors import ApiError, client_refused, documented
 from rt_server.runtime import RuntimeDep
@@ -49,6 +55,14 @@ async def create_session(
     settings = runtime.settings
     if (refused := client_refused(request, settings)) is not None:
         raise refused
+    if wait := runtime.secret_rate.take(_caller(request, settings), time.monotonic()):
+        per_minute = settings.client_secrets_per_minute
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"client secrets are limited to {per_minute:g} a minute per caller",
+            {"Retry-After": str(math.ceil(wait))},
+        )
     chosen = settings.find_profile(profile)
     if chosen is None:
         raise ApiError(400, "unknown_profile", f"unknown profile {profile!r}")
@@ -69,6 +83,15 @@ async def create_session(
         {key: secret.get(key) for key in ("value", "expires_at", "session")},
         headers={"Cache-Control": "no-store"},
     )
+
+
+def _caller(request: Request, settings: Settings) -> str:
+    """Who is minting: the client token presented (with CLIENT_TOKENS), else the address."""
+    if settings.client_tokens:
+        token = access.presented_token(request.headers, request.query_params)
+        if token is not None:
+            return "token:" + hashlib.sha256(token.encode()).hexdigest()
+    return "peer:" + (request.client.host if request.client else "?")
 
 
 def _backend_status(exc: BackendError) -> int:

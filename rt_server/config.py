@@ -7,7 +7,9 @@ stops at start-up instead of failing on the first call. Every variable is listed
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, TypeVar, get_args
@@ -27,6 +29,9 @@ SocketKind: TypeAlias = Literal["picows", "aiohttp", "sdk"]  # see rt_server.bac
 Voice: TypeAlias = Literal[
     "alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse"
 ]
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     tool_modules: tuple[str, ...] = ()
     shutdown_grace_seconds: float = 10.0
+    ready_cache_seconds: float = 10.0
     log_level: str = "INFO"
     log_json: bool = False
     log_events: dict[Category, str] = field(default_factory=dict)  # LOG_EVENTS, by category
@@ -87,8 +93,10 @@ class Settings:
     records_url: str | None = field(default=None, repr=False)
     records_retention_days: int = 30
     records_queue: int = 100_000
+    records_max_events: int = 10_000
     discussions_dir: str | None = None  # transcript files of discussions (None: no files)
     client_secret_seconds: int = 600
+    client_secrets_per_minute: float = 10.0
     audio_coalesce_ms: int = 20
     temperature: float | None = None  # the Azure preview path's sampling temperature
     sched_slice_us: int = DEFAULT_US  # 0: the kernel's default slice (see rt_server.sched)
@@ -113,7 +121,7 @@ class Settings:
             azure_deployment=get.text("AZURE_OPENAI_DEPLOYMENT"),
             azure_api_key=get.text("AZURE_OPENAI_API_KEY"),
             azure_api_version=get.text("AZURE_OPENAI_API_VERSION"),
-            host=get.text("HOST") or "127.0.0.1",
+            host=get.host("HOST") or "127.0.0.1",
             port=get.integer("PORT", 8080, low=0, high=65535),
             profile=profile,
             profiles=profiles,
@@ -124,6 +132,7 @@ class Settings:
             cors_origins=get.items("CORS_ORIGINS"),
             tool_modules=get.items("RT_TOOLS"),
             shutdown_grace_seconds=get.number("SHUTDOWN_GRACE_SECONDS", 10.0, low=0.0),
+            ready_cache_seconds=get.number("READY_CACHE_SECONDS", 10.0, low=0.0),
             log_level=get.choice(
                 "LOG_LEVEL", ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR"), "INFO"
             ),
@@ -140,8 +149,10 @@ class Settings:
             records_url=_records_url(get),
             records_retention_days=get.integer("RECORDS_RETENTION_DAYS", 30, low=0),
             records_queue=get.integer("RECORDS_QUEUE", 100_000, low=100),
+            records_max_events=get.integer("RECORDS_MAX_EVENTS", 10_000, low=100),
             discussions_dir=_discussions_dir(get),
             client_secret_seconds=get.integer("CLIENT_SECRET_SECONDS", 600, low=10, high=7200),
+            client_secrets_per_minute=get.number("CLIENT_SECRETS_PER_MINUTE", 10.0, low=0.1),
             audio_coalesce_ms=get.integer("AUDIO_COALESCE_MS", 20, low=0, high=200),
             temperature=_temperature(get),
             sched_slice_us=_slice(get),
@@ -327,6 +338,21 @@ class _Reader:
     def text(self, name: str) -> str | None:
         value = self._env.get(name, "").strip()
         return value or None
+
+    def host(self, name: str) -> str | None:
+        """An address to listen on: an IP address, or a host name (checked when bound)."""
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            ipaddress.ip_address(value.strip("[]"))
+            return value.strip("[]")
+        except ValueError:
+            pass
+        labels = value.rstrip(".").split(".")
+        if all(label.isdigit() for label in labels) or not all(map(_HOST_LABEL.fullmatch, labels)):
+            raise ConfigError(f"{name} must be an IP address or a host name, got {value!r}")
+        return value
 
     def url(self, name: str) -> str | None:
         value = self.text(name)

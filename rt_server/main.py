@@ -8,6 +8,7 @@ fails fast on a bad variable, and tests pass their own settings and backend.
 from __future__ import annotations
 
 import gc
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -190,15 +191,35 @@ def run() -> None:
     except ConfigError as exc:
         print(f"rt-server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    try:  # before start-up: a port in use stops here, not after "rt_server ready"
+        listening = _listen(settings.host, settings.port)
+    except OSError as exc:
+        where = f"HOST={settings.host} PORT={settings.port}"
+        print(f"rt-server: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     configure_logging(settings.log_level, json=settings.log_json, events=settings.log_events)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings, own_process=True),
-        host=settings.host,
-        port=settings.port,
         **server_options(settings.limits),  # the fast edge (rt_server.edge)
         log_config=None,
         timeout_graceful_shutdown=5,
     )
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` (uvicorn listens on it); raises OSError."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    listening = socket.socket(family, kind, proto)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+    except OSError:
+        listening.close()
+        raise
+    return listening
 
 
 app = create_app(own_process=True)

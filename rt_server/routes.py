@@ -13,7 +13,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from rt_server import access
 from rt_server.admission import serve_session
 from rt_server.dialects import Dialect, schemas
-from rt_server.errors import BackendError
 from rt_server.http_errors import ApiError, admin_refused, deny
 from rt_server.runtime import RuntimeDep, runtime_of
 
@@ -27,15 +26,17 @@ def mount_routes(app: FastAPI, dialects: tuple[Dialect, ...]) -> None:
         return {"status": "ok"}
 
     @app.get("/ready", response_model=None)
-    async def ready(runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
-        """Readiness: whether the backend credential can currently be used."""
+    async def ready(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
+        """Readiness: whether a backend session can be had now (a probe, cached for
+        ``READY_CACHE_SECONDS``; :mod:`rt_server.readiness`)."""
         if runtime.draining:
             return JSONResponse({"status": "shutting_down"}, status_code=503)
-        try:
-            await runtime.services.backend.check()
-        except BackendError as exc:
-            return JSONResponse({"status": "unavailable", "code": exc.code}, status_code=503)
-        return {"status": "ready", "backend": runtime.services.backend.name}
+        error, age = await runtime.readiness.probe()
+        checked = {"backend": runtime.services.backend.name, "checked_seconds_ago": round(age, 1)}
+        if error is not None:
+            body = {"status": "unavailable", "code": error.code, **checked}
+            return JSONResponse(body, status_code=503)
+        return {"status": "ready", **checked}
 
     @app.get("/metrics")
     async def metrics(runtime: RuntimeDep) -> Response:

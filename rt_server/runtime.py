@@ -16,6 +16,8 @@ from rt_server.call_logs import CallLogs
 from rt_server.config import Settings
 from rt_server.dialects import DIALECTS, Dialect
 from rt_server.monitor import Monitor
+from rt_server.rates import KeyedRate
+from rt_server.readiness import Readiness
 from rt_server.records.service import Records
 from rt_server.session import Services, Session
 
@@ -34,6 +36,12 @@ class Runtime:
     call_logs: CallLogs = field(default_factory=CallLogs)
     draining: bool = False
     drained: asyncio.Event = field(default_factory=asyncio.Event)
+    readiness: Readiness = field(init=False)
+    secret_rate: KeyedRate = field(init=False)  # POST /api/session, per caller
+
+    def __post_init__(self) -> None:
+        self.readiness = Readiness(self.services.backend, self.settings.ready_cache_seconds)
+        self.secret_rate = KeyedRate(self.settings.client_secrets_per_minute)
 
 
 def runtime_of(connection: HTTPConnection) -> Runtime:

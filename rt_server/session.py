@@ -257,6 +257,7 @@ class Session:
             with contextlib.suppress(Exception):
                 await connection.aclose()
         await self._socket.close(code, reason)
+        self._settle(self.translator.cut_short())  # a reply the close ended is recorded
         self._metrics.sessions_active.dec()
         self._metrics.retire(self.counters.traffic)
         self._observe("session_ended", code, reason)

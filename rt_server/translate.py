@@ -243,6 +243,9 @@ class Translator:
     reply_due: bool = False
     reply_on_commit: bool = False
     _serial: int = 0
+    #: Assistant text sent to the client and not yet done, by text id: recorded as a cut
+    #: turn if the reply ends without its ``done`` (barge-in, interrupt, shutdown, a drop).
+    _unfinished: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
 
     #: Client audio: PCM16 mono 24 kHz.
     audio_format: dict[str, Any] = field(
@@ -448,6 +451,7 @@ class Translator:
         """On a fresh backend after a reconnect: nothing runs there; ask for a reply due."""
         self.responding = False
         out = Outbox()
+        self.cut_short(out)  # the lost connection's reply ended where the client has it
         self._reply_if_due(out)
         return out
 
@@ -455,7 +459,21 @@ class Translator:
         """The reply in progress went silent for ``seconds``: give it up, tell the client."""
         self.responding = False
         out = self.error("backend_timeout", f"the assistant did not answer for {seconds:g} s")
+        self.cut_short(out)
         out.abandoned = True
+        return out
+
+    def cut_short(self, out: Outbox | None = None) -> Outbox:
+        """The assistant text the client was sent of replies that ended before it was done
+        (the session also calls this as it closes): a turn each, marked ``cut``."""
+        out = out if out is not None else Outbox()
+        for item_id, parts in self._unfinished.values():
+            if text := "".join(parts):
+                self.history.append(Turn("assistant", text))
+                out.notes.append(
+                    Note("assistant_text", {"item_id": item_id, "text": text, "cut": True})
+                )
+        self._unfinished.clear()
         return out
 
     def error(self, code: ErrorCode, message: str, retry_after: float | None = None) -> Outbox:
@@ -479,7 +497,10 @@ class Translator:
             case "response.output_audio.delta":
                 return self._audio_delta(event, now)
             case "response.output_text.delta" | "response.output_audio_transcript.delta":
-                return Outbox(client=self.render_text_delta(_text_id(event), event["delta"]))
+                text_id = _text_id(event)
+                parts = self._unfinished.setdefault(text_id, (event["item_id"], []))[1]
+                parts.append(event["delta"])
+                return Outbox(client=self.render_text_delta(text_id, event["delta"]))
             case "response.output_text.done" | "response.output_audio_transcript.done":
                 return self._text_done(event)
             case "input_audio_buffer.speech_started":
@@ -549,6 +570,7 @@ class Translator:
 
     def _text_done(self, event: BackendEvent) -> Outbox:
         text = event.get("text") or event.get("transcript") or ""
+        self._unfinished.pop(_text_id(event), None)
         out = Outbox(client=self.render_text_done(_text_id(event)))
         if text:
             self.history.append(Turn("assistant", text))
@@ -559,6 +581,7 @@ class Translator:
         self.responding = False
         response = event.get("response") or {}
         out = Outbox(client=self.render_response_done(str(response.get("status", ""))))
+        self.cut_short(out)  # cancelled, or cut by the output cap, before its text was done
         if usage := response.get("usage"):
             out.notes.append(Note("usage", usage))
         if response.get("status") == "completed":

@@ -24,13 +24,15 @@ TURN_ROLES = {"user_text": "user", "user_transcript": "user", "assistant_text": 
 class _Live:
     seq: int = 0
     tokens: int = 0
+    dropped: int = 0  # events over the session's cap, counted, not recorded
 
 
 class Recorder:
     """Observer: every session of every dialect, as records on ``store``'s queue."""
 
-    def __init__(self, store: RecordStore) -> None:
+    def __init__(self, store: RecordStore, *, max_events: int = 10_000) -> None:
         self._store = store
+        self._max_events = max_events  # per session: a flood of notes cannot fill the disk
         self._live: dict[str, _Live] = {}
         self._settled = asyncio.Event()
         self._settled.set()
@@ -53,19 +55,28 @@ class Recorder:
 
     def session_note(self, info: SessionInfo, note: Note) -> None:
         live = self._live.setdefault(info.id, _Live())
+        if note.kind == "usage":
+            total = note.data.get("total_tokens")
+            live.tokens += total if isinstance(total, int) else 0
+        if live.seq >= self._max_events:
+            live.dropped += 1
+            return
         live.seq += 1
         data = plain(note.data)
         text: str | None = None
         role = TURN_ROLES.get(note.kind)
         if role is not None:
             text = str(data.pop("text", ""))
-        elif note.kind == "usage":
-            total = data.get("total_tokens")
-            live.tokens += total if isinstance(total, int) else 0
         self._store.put(Event(info.id, live.seq, utcnow(), note.kind, role, text, data or None))
 
     def session_ended(self, info: SessionInfo, close_code: int, reason: str) -> None:
         live = self._live.pop(info.id, _Live())
+        if live.dropped:
+            error = {
+                "code": "records_truncated",
+                "message": f"{live.dropped} later events were not recorded (RECORDS_MAX_EVENTS)",
+            }
+            self._store.put(Event(info.id, live.seq + 1, utcnow(), "error", None, None, error))
         self._store.put(Ended(info.id, utcnow(), close_code, _clean(reason)[:255], live.tokens))
         self._store.wake()
         if not self._live:

@@ -65,7 +65,7 @@ async def open_records(
         asyncio.create_task(discussions.autosave()),
     ]
     try:
-        yield Records(store, Recorder(store), discussions)
+        yield Records(store, Recorder(store, max_events=settings.records_max_events), discussions)
     finally:
         for task in tasks:
             task.cancel()

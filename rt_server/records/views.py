@@ -37,6 +37,11 @@ class Turn(BaseModel):
     )
     text: str
     item_id: str | None = None
+    cut: bool = Field(
+        default=False,
+        description="the reply ended before it was done (barge-in, interrupt, shutdown): "
+        "text is what the client was sent of it",
+    )
 
 
 class ToolCall(BaseModel):
@@ -112,6 +117,7 @@ def conversation(row: Row[Any], events: list[Row[Any]]) -> Conversation:
                         kind=event.kind,
                         text=event.text or "",
                         item_id=data.get("item_id"),
+                        cut=bool(data.get("cut")),
                     )
                 )
             case "tool_call":
@@ -185,7 +191,7 @@ def markdown(talk: Conversation) -> str:
     entries: list[tuple[int, str]] = []
     for turn in talk.turns:
         who = "User" if turn.role == "user" else "Assistant"
-        how = " (spoken)" if turn.kind == "user_transcript" else ""
+        how = " (spoken)" if turn.kind == "user_transcript" else " (cut)" if turn.cut else ""
         entries.append((turn.seq, f"**{who}**{how} _{_clock(turn.at)}_: {_inline(turn.text)}"))
     for call in talk.tool_calls:
         result = f" → `{_inline(call.output)}`" if call.output is not None else " (no result)"

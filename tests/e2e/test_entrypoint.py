@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 
 import httpx
@@ -61,3 +62,37 @@ async def test_a_bad_variable_stops_start_up_naming_it() -> None:
         _, stderr = await process.communicate()
     assert process.returncode == 2
     assert stderr.decode().strip() == "rt-server: OPENAI_API_KEY is required when BACKEND=openai"
+
+
+async def failed_start(**env: str) -> tuple[int | None, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", RUN, env=clean_env(BACKEND="emulator", **env),
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(30):
+        _, stderr = await process.communicate()
+    return process.returncode, stderr.decode()
+
+
+async def test_a_host_that_is_no_address_stops_start_up_naming_it() -> None:
+    code, stderr = await failed_start(HOST="999.1.1.1", PORT=str(free_port()))
+    assert code == 2
+    assert stderr.strip() == "rt-server: HOST must be an IP address or a host name, got '999.1.1.1'"
+
+
+async def test_a_port_in_use_stops_start_up_before_it_is_ready() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, stderr = await failed_start(HOST="127.0.0.1", PORT=str(port))
+    assert code == 2
+    assert f"rt-server: cannot listen on HOST=127.0.0.1 PORT={port}: " in stderr
+    assert "in use" in stderr
+    assert "rt_server ready" not in stderr  # nothing was started
+
+
+async def test_a_host_that_does_not_resolve_stops_start_up_naming_it() -> None:
+    code, stderr = await failed_start(HOST="no-such-host.invalid", PORT=str(free_port()))
+    assert code == 2
+    assert "rt-server: cannot listen on HOST=no-such-host.invalid" in stderr

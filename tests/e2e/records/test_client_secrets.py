@@ -110,3 +110,17 @@ async def test_an_unreachable_backend_is_unavailable() -> None:
         response = await mint(server.http_url)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "backend_unreachable"
+
+
+async def test_minting_is_rate_limited_per_caller(emulator: RunningEmulator) -> None:
+    tokens = ("caller-one-token-abc", "caller-two-token-abc")
+    settings = openai_settings(emulator.http_url, client_tokens=tokens, client_secrets_per_minute=3)
+    async with running_server(settings) as server:
+        one = {"headers": {"Authorization": f"Bearer {tokens[0]}"}}
+        answers = [await mint(server.http_url, **one) for _ in range(4)]
+        other = await mint(server.http_url, params={"token": tokens[1]})
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    refused = answers[-1]
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["retry-after"]) <= 20  # 3 a minute: one more in 20 s
+    assert other.status_code == 200  # another caller has a rate of its own
