@@ -214,9 +214,13 @@ def _inline(text: str) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    """Replace ``path`` at once: a reader never sees half a transcript."""
+    """Replace ``path`` at once: a reader never sees half a transcript.
+
+    Each write has its own partial file: a save and a session's end may write the same
+    discussion at once (in threads), and the later rename simply wins.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
     partial.write_text(text, encoding="utf-8")
     partial.replace(path)
 
