@@ -276,10 +276,10 @@ class Translator:
     def session_update(self) -> BackendEvent:
         """The ``session.update`` that configures a new backend session."""
         session = self.profile.session(self.audio_format)
-        tools = [*self.tools, *self.operator_tools]
+        tools = [*self.tools, *self.operator_tools, *session.get("tools", ())]
         if tools:
             session["tools"] = tools
-            session["tool_choice"] = "auto"
+            session["tool_choice"] = self.profile.tool_choice_value()
         return {"type": "session.update", "session": session}
 
     def restore(self) -> list[BackendEvent]:
