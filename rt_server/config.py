@@ -109,7 +109,7 @@ class Settings:
         profile = _profile(get)
         profiles = {"default": profile}
         if path := get.text("PROFILE_FILE"):
-            profiles = load_profiles(path, profile)
+            profiles = load_profiles(path, profile, env)
             profile = profiles["default"]
         settings = cls(
             backend=backend,
@@ -181,6 +181,22 @@ class Settings:
                 raise ConfigError("AZURE_OPENAI_ENDPOINT is required when BACKEND=azure")
             if not self.azure_deployment:
                 raise ConfigError("AZURE_OPENAI_DEPLOYMENT is required when BACKEND=azure")
+            if self.azure_api_version:
+                self._check_preview()
+
+    def _check_preview(self) -> None:
+        """The Azure preview path speaks the beta protocol: a profile field it has no
+        beta form for stops start-up, named (rather than silently not applied)."""
+        from rt_server.backends.preview import lost_fields
+
+        pcm = {"type": "audio/pcm", "rate": 24000}
+        for name, profile in {"default": self.profile, **self.profiles}.items():
+            if lost := lost_fields(profile.session(pcm)):
+                raise ConfigError(
+                    f"profile {name!r} sets {', '.join(lost)}, which the Azure preview path "
+                    f"(AZURE_OPENAI_API_VERSION={self.azure_api_version}) cannot take; use the "
+                    "GA path (unset AZURE_OPENAI_API_VERSION) or leave them out"
+                )
 
 
 def load_settings(env_file: str | None = ".env") -> Settings:

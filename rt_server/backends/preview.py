@@ -9,9 +9,12 @@ beta shape.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TypeAlias
 
-from rt_server.backends.base import BackendEvent
+# The events' own alias (not imported: config.py checks profiles with this module, and
+# backends.base imports config through the translator).
+BackendEvent: TypeAlias = dict[str, Any]
 
 _GA_NAMES = {
     "response.text.delta": "response.output_text.delta",
@@ -124,12 +127,17 @@ def to_beta(event: BackendEvent, temperature: float | None = None) -> BackendEve
 
 
 def beta_session(session: dict[str, Any]) -> dict[str, Any]:
-    """The flat beta ``session`` equivalent to a nested GA one."""
+    """The flat beta ``session`` equivalent to a nested GA one; what beta cannot say is
+    left out (:func:`lost_fields` names it)."""
     audio = session.get("audio", {})
     audio_in, audio_out = audio.get("input", {}), audio.get("output", {})
     beta: dict[str, Any] = {
-        key: session[key] for key in ("instructions", "tools", "tool_choice") if key in session
+        key: session[key] for key in ("instructions", "tracing") if key in session
     }
+    if "tools" in session:  # beta has function tools only (no MCP servers)
+        beta["tools"] = [tool for tool in session["tools"] if tool.get("type") == "function"]
+    if isinstance(session.get("tool_choice"), str):  # not the GA object form
+        beta["tool_choice"] = session["tool_choice"]
     if "output_modalities" in session:
         beta["modalities"] = _modalities(session["output_modalities"])
     if "max_output_tokens" in session:
@@ -138,13 +146,38 @@ def beta_session(session: dict[str, Any]) -> dict[str, Any]:
         beta["input_audio_format"] = _BETA_FORMATS[audio_in["format"]["type"]]
     if "format" in audio_out:
         beta["output_audio_format"] = _BETA_FORMATS[audio_out["format"]["type"]]
-    if "voice" in audio_out:
+    if isinstance(audio_out.get("voice"), str):  # not a custom voice ({"id": ...})
         beta["voice"] = audio_out["voice"]
-    if "transcription" in audio_in:
-        beta["input_audio_transcription"] = audio_in["transcription"]
-    if "turn_detection" in audio_in:
-        beta["turn_detection"] = audio_in["turn_detection"]
+    for beta_key, ga_key in (*_AUDIO_IN.items(), *_AUDIO_OUT.items()):
+        side = audio_in if beta_key in _AUDIO_IN else audio_out
+        if ga_key in side and beta_key not in beta and beta_key != "voice":
+            beta[beta_key] = side[ga_key]
+    turn = audio_in.get("turn_detection")
+    if isinstance(turn, dict):  # beta's turn detection has no idle timeout
+        beta["turn_detection"] = {k: v for k, v in turn.items() if k != "idle_timeout_ms"}
     return beta
+
+
+def lost_fields(session: dict[str, Any]) -> list[str]:
+    """The dotted paths of a GA session that the preview path cannot take: what does not
+    come back when the session goes to the beta shape and back."""
+    sent = dict(_leaves(session))
+    back = dict(_leaves(ga_session(beta_session(session))))
+    return [path for path, value in sent.items() if back.get(path, _MISSING) != value]
+
+
+_MISSING = object()
+
+
+def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        for key, inner in value.items():
+            yield from _leaves(inner, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list) and value and path == "tools":
+        for index, tool in enumerate(value):
+            yield f"tools[{index}]", tool
+    else:
+        yield path, value
 
 
 def _modalities(output: list[str]) -> list[str]:
