@@ -12,17 +12,19 @@ export namespace Realtime {
     type: "control";
     action: "interrupt" | "commit";
   }
-  /** Client: a typed user turn; the assistant answers it. */
+  /** Client: a typed user turn, an image (a ``data:`` URL) or both; the assistant
+answers it. */
   export interface UserMessage {
     type: "user_message";
-    text: string;
+    text?: string;
+    image?: string;
     id?: string;
   }
   export type ClientMessage = UserMessage | AudioMessage | ClientControl;
   /** Server: something went wrong; the session goes on unless a close follows. */
   export interface ErrorMessage {
     type: "error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
     message: string;
     retry_after?: number;
   }
@@ -79,7 +81,7 @@ export namespace Conversation {
   /** Server: something went wrong; the session goes on unless a close follows. */
   export interface ErrorMessage {
     type: "error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
     message: string;
     retry_after?: number;
   }
@@ -235,7 +237,7 @@ export namespace Gateway {
   /** What went wrong: ``param`` names the field, ``event_id`` the client event refused. */
   export interface ErrorDetail {
     type: "invalid_request_error" | "server_error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
     message: string;
     param: string | null;
     event_id: string | null;

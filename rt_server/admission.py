@@ -67,6 +67,7 @@ async def serve_session(
         coalesce_ms=settings.audio_coalesce_ms,
         record_audio=services.record_audio is not None,
         text_rate=TextRate.of(settings.limits),
+        max_image_bytes=settings.limits.max_image_bytes,
         **options,
     )
     socket = await accept(websocket, access.chosen_protocol(headers), settings.limits)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from rt_server.access import is_loopback
 from rt_server.errors import ConfigError
+from rt_server.images import DEFAULT_MAX_IMAGE_BYTES
 from rt_server.logs import Category, parse_log_events
 from rt_server.profile import Eagerness, NoiseReduction, Profile, TurnDetection, unknown_locks
 from rt_server.profiles import load_profiles
@@ -51,6 +52,7 @@ class Limits:
     reconnect_attempts: int = 3
     head_timeout_seconds: float = 10.0
     stall_timeout_seconds: float = 10.0
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +293,7 @@ def _limits(get: _Reader) -> Limits:
         stall_timeout_seconds=get.number(
             "STALL_TIMEOUT_SECONDS", default.stall_timeout_seconds, low=0.1
         ),
+        max_image_bytes=get.integer("MAX_IMAGE_BYTES", default.max_image_bytes, low=1024),
     )
 
 

@@ -25,6 +25,8 @@ ErrorCode: TypeAlias = Literal[
     "missing_field",
     "invalid_field",
     "invalid_audio",
+    "invalid_image",
+    "image_too_large",
     "locked_field",
     "text_rate_exceeded",
     # limits (a close follows unless stated otherwise)

@@ -27,6 +27,7 @@ from pydantic import TypeAdapter
 
 from rt_server.config import Limits
 from rt_server.errors import BackendError, ClientError, ErrorCode
+from rt_server.images import DEFAULT_MAX_IMAGE_BYTES, parse_image
 from rt_server.profile import Profile
 from rt_server.protocol import ClientProtocol
 
@@ -261,6 +262,9 @@ class Translator:
     #: How fast typed turns may come (None: unlimited).
     text_rate: TextRate | None = None
 
+    #: The largest image a user turn may carry, decoded (``MAX_IMAGE_BYTES``).
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+
     #: Bytes of ``audio_format`` audio per millisecond (derived, read per frame).
     bytes_per_ms: int = field(init=False)
     _coalesce_bytes: int = field(init=False)
@@ -354,9 +358,11 @@ class Translator:
     def append(self, audio: bytes) -> BackendEvent:
         return {"type": "input_audio_buffer.append", "audio": pybase64.b64encode_as_string(audio)}
 
-    def user_text(self, text: str, now: float) -> Outbox:
+    def user_text(self, text: str, now: float, image: str | None = None) -> Outbox:
         """A typed user turn, answered by the assistant; refused (``text_rate_exceeded``,
-        with ``retry_after``) when turns come faster than ``text_rate``."""
+        with ``retry_after``) when turns come faster than ``text_rate``. ``image``: a
+        ``data:`` URL sent with it as ``input_image`` (checked by :func:`parse_image`)."""
+        checked = parse_image(image, self.max_image_bytes) if image is not None else None
         if self.text_rate is not None and (wait := self.text_rate.take(len(text.encode()), now)):
             rate = self.text_rate
             raise ClientError(
@@ -365,15 +371,17 @@ class Translator:
                 f"{rate.bytes_per_second:g} bytes a second",
                 retry_after=round(wait, 3),
             )
-        self.history.append(Turn("user", text))
-        item = {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": text}],
-        }
+        if text:
+            self.history.append(Turn("user", text))
+        content: list[dict[str, Any]] = [{"type": "input_text", "text": text}] if text else []
+        data: dict[str, Any] = {"text": text}
+        if checked is not None:
+            content.append({"type": "input_image", "image_url": checked.url})
+            data["image"] = {"type": checked.media_type, "bytes": checked.size}
+        item = {"type": "message", "role": "user", "content": content}
         out = Outbox(
             backend=[{"type": "conversation.item.create", "item": item}],
-            notes=[Note("user_text", {"text": text})],
+            notes=[Note("user_text", data)],
         )
         self._request_reply(out)
         return out

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, NotRequired, TypeAlias
 from pydantic import Field, with_config
 from typing_extensions import TypedDict
 
-from rt_server.errors import ErrorCode
+from rt_server.errors import ClientError, ErrorCode
 from rt_server.protocol import STRICT, ClientProtocol
 from rt_server.translate import ClientFrame, Outbox, Translator
 
@@ -21,10 +21,12 @@ from rt_server.translate import ClientFrame, Outbox, Translator
 
 @with_config(STRICT)
 class UserMessage(TypedDict):
-    """Client: a typed user turn; the assistant answers it."""
+    """Client: a typed user turn, an image (a ``data:`` URL) or both; the assistant
+    answers it."""
 
     type: Literal["user_message"]
-    text: Annotated[str, Field(min_length=1)]
+    text: NotRequired[Annotated[str, Field(min_length=1)]]
+    image: NotRequired[Annotated[str, Field(min_length=1)]]
     id: NotRequired[str]
 
 
@@ -106,7 +108,10 @@ class RealtimeTranslator(Translator):
 
     @protocol.handles(UserMessage)
     def on_user_message(self, message: UserMessage, now: float) -> Outbox:
-        return self.user_text(message["text"], now)
+        text, image = message.get("text", ""), message.get("image")
+        if not text and image is None:
+            raise ClientError("missing_field", "missing field 'text' (or 'image')")
+        return self.user_text(text, now, image)
 
     @protocol.handles(AudioMessage)
     def on_audio(self, message: AudioMessage, now: float) -> Outbox:

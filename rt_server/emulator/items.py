@@ -101,7 +101,10 @@ def _part(part: object, role: str, param: str) -> dict[str, Any]:
             if part.get(key) is not None and not isinstance(part.get(key), str):
                 raise invalid_type(f"{param}.{key}", "a string", part.get(key))
         return {"type": kind, "transcript": part.get("transcript")}
-    return {"type": kind, "image_url": part.get("image_url"), "detail": part.get("detail", "auto")}
+    url = part.get("image_url")
+    if not isinstance(url, str) or not url.startswith(("data:image/", "https://", "http://")):
+        raise invalid_value(f"{param}.image_url", url, ["a data:image/... URL", "an https URL"])
+    return {"type": kind, "image_url": url, "detail": part.get("detail", "auto")}
 
 
 def check_conversation_param(value: object) -> None:

@@ -50,7 +50,17 @@ def item_text(item: Item, heard: Mapping[str, str]) -> str:
         elif kind in ("input_audio", "output_audio", "audio"):
             transcript = part.get("transcript") or heard.get(str(item.get("id")), "")
             parts.append(str(transcript))
+        elif kind == "input_image":
+            parts.append(_seen(str(part.get("image_url") or "")))
     return " ".join(p.strip() for p in parts if p and p.strip())
+
+
+def _seen(url: str) -> str:
+    """What the model "sees" in an image: its type and size (a data URL's), or its URL."""
+    if url.startswith("data:") and ";base64," in url:
+        media_type, encoded = url[5:].split(";base64,", 1)
+        return f"[an {media_type} image of {len(encoded.rstrip('=')) * 3 // 4} bytes]"
+    return f"[an image at {url}]"
 
 
 def decide_reply(

@@ -250,7 +250,7 @@ async def test_protocol_schema_validates_real_traffic(emulator: RunningEmulator)
     for message in received:
         jsonschema.validate(message, schema["realtime"]["server"])
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"type": "user_message"}, schema["realtime"]["client"])
+        jsonschema.validate({"type": "user_message", "text": ""}, schema["realtime"]["client"])
 
 
 def test_typescript_declarations_match_the_schema() -> None:
