@@ -8,14 +8,16 @@ sessions' counts when ``/metrics`` is read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from rt_server.errors import ErrorCode
+from rt_server.usage import token_split
 
 
 @dataclass(slots=True)
@@ -94,6 +96,25 @@ class Metrics:
         self.tool_calls = Counter(
             "rt_tool_calls", "Tool calls run, by tool", ["tool"], registry=self.registry
         )
+        self._tokens = Counter(
+            "rt_tokens",
+            "Model tokens, by direction (input, output), kind (text, audio, image, cached) "
+            "and profile",
+            ["direction", "kind", "profile"],
+            registry=self.registry,
+        )
+        self._rate_limit = Gauge(
+            "rt_rate_limit_remaining",
+            "What the latest rate_limits.updated said remains, by limit (requests, tokens)",
+            ["name"],
+            registry=self.registry,
+        )
+        self._rate_limit_max = Gauge(
+            "rt_rate_limit_limit",
+            "The latest rate_limits.updated limits, by limit (requests, tokens)",
+            ["name"],
+            registry=self.registry,
+        )
 
     def track(self, traffic: Traffic) -> None:
         """Count a live session's traffic in what ``/metrics`` reports."""
@@ -106,6 +127,20 @@ class Metrics:
 
     def error(self, code: ErrorCode) -> None:
         self._errors.labels(code).inc()
+
+    def usage(self, profile: str, usage: Mapping[str, Any]) -> None:
+        """Count a ``response.done``'s usage, split as :func:`token_split` splits it."""
+        for (direction, kind), tokens in token_split(usage).items():
+            self._tokens.labels(direction, kind, profile).inc(tokens)
+
+    def rate_limits(self, limits: list[Mapping[str, Any]]) -> None:
+        """The latest ``rate_limits.updated``: each limit's remaining and maximum."""
+        for limit in limits:
+            name = str(limit.get("name", ""))
+            if isinstance(remaining := limit.get("remaining"), int | float):
+                self._rate_limit.labels(name).set(remaining)
+            if isinstance(maximum := limit.get("limit"), int | float):
+                self._rate_limit_max.labels(name).set(maximum)
 
     def expose(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,7 +12,8 @@ One JSON object per text frame, each with ``type`` and ``time`` (ISO 8601, UTC):
 - ``session_started``: ``session``, ``dialect``, ``data``: backend, profile, peer;
 - a note from a session: ``type`` is its kind (``user_transcript``, ``user_text``,
   ``assistant_text``, ``speech_started``, ``truncated``, ``tool_call``, ``tool_result``,
-  ``usage``, ``error``), ``session``, ``dialect``, ``data`` (text, item ids, tool name,
+  ``usage``, ``rate_limits``, ``timeout_triggered``, ``mcp_list_tools``, ``mcp_call``,
+  ``error``), ``session``, ``dialect``, ``data`` (text, item ids, tool name,
   arguments and output, error code and message, ...);
 - ``session_ended``: ``session``, ``dialect``, ``data``: close ``code``, ``reason``;
 - ``dropped``: ``count`` messages this feed lost because it read too slowly.

@@ -582,6 +582,10 @@ class Session:
                 counters.errors += 1
                 self._metrics.error(note.data["code"])
                 self.log.info("> error {}: {}", note.data["code"], note.data["message"])
+            elif note.kind == "usage":
+                self._metrics.usage(self.info.profile, note.data)
+            elif note.kind == "rate_limits":
+                self._metrics.rate_limits(note.data["rate_limits"])
             self._observe("session_note", note)
         for call in out.calls:
             self._calls.put_nowait(call)

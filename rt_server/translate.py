@@ -55,6 +55,10 @@ NoteKind: TypeAlias = Literal[
     "tool_call",
     "tool_result",
     "usage",
+    "rate_limits",
+    "timeout_triggered",
+    "mcp_list_tools",
+    "mcp_call",
     "error",
 ]
 
@@ -534,6 +538,9 @@ class Translator:
                 return out
             case "response.done":
                 return self._response_done(event)
+            case "rate_limits.updated":
+                limits = event.get("rate_limits") or []
+                return Outbox(notes=[Note("rate_limits", {"rate_limits": limits})])
             case "error":
                 return self._backend_error(event)
             case kind:

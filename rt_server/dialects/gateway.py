@@ -361,6 +361,9 @@ class GatewayTranslator(Translator):
                 return Outbox(client=[_frame(event)], notes=[Note("user_transcript", data)])
             case "input_audio_buffer.speech_started":
                 return Outbox(client=[_frame(event)], notes=[Note("speech_started", {})])
+            case "rate_limits.updated":
+                note = Note("rate_limits", {"rate_limits": event.get("rate_limits") or []})
+                return Outbox(client=[_frame(event)], notes=[note])
             case "session.updated" | "session.created":
                 session = event.get("session") or {}
                 self._track_format(session)

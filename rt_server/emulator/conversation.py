@@ -76,6 +76,7 @@ class Active:
     live: Item  # the item as the conversation holds it while it is produced
     input_chars: int
     input_audio_ms: int
+    cached: tuple[int, int] = (0, 0)  # of the input: chars and audio ms seen by the last one
     sent: Step | None = None
     announced: bool = False  # response.output_item.added has been sent
 
@@ -117,6 +118,7 @@ class Conversation:
         self._heard: dict[str, str] = {}  # what the model "heard" in user audio items
         self._audio: dict[str, tuple[int, int]] = {}  # assistant item -> (audio ms, ms per word)
         self._steps: deque[Step] = deque()
+        self._prompt_seen = (0, 0)  # input chars and audio ms of the last response
         self._active: Active | None = None
         self._input = InputBuffer()
         self._vad = self._new_vad()
@@ -221,7 +223,9 @@ class Conversation:
             "status": "cancelled",
             "status_details": {"type": "cancelled", "reason": reason, "error": None},
             "output": output,
-            "usage": usage(active.input_chars, active.input_audio_ms, _text(final), audio_ms),
+            "usage": usage(
+                active.input_chars, active.input_audio_ms, _text(final), audio_ms, active.cached
+            ),
         }
         out.append({"type": "response.done", "response": response})
         return out
@@ -502,7 +506,11 @@ class Conversation:
         chars = len(options["instructions"]) + sum(len(item_text(i, self._heard)) for i in context)
         audio_in = sum(self._input.item_ms.get(str(i.get("id")), 0) for i in context)
         live = snapshot(plan.steps[1].event["item"])
-        self._active = Active(plan, live, chars, audio_in)
+        # The service caches a prompt's prefix: what the last response read is cached now.
+        seen_chars, seen_ms = self._prompt_seen
+        cached = (min(seen_chars, chars), min(seen_ms, audio_in))
+        self._prompt_seen = (chars, audio_in)
+        self._active = Active(plan, live, chars, audio_in, cached)
         self._steps.extend(plan.steps)
         return []
 
@@ -568,7 +576,11 @@ class Conversation:
             "status_details": cut if plan.cut else None,
             "output": [snapshot(plan.item)],
             "usage": usage(
-                active.input_chars, active.input_audio_ms, _text(plan.item), plan.audio_ms
+                active.input_chars,
+                active.input_audio_ms,
+                _text(plan.item),
+                plan.audio_ms,
+                active.cached,
             ),
         }
         self._steps.append(Step(active.id, step.at_ms, _rate_limits(step.event["response"])))

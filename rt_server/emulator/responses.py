@@ -242,13 +242,19 @@ def _plan_call(
 
 
 def usage(
-    input_text: int, input_audio_ms: int, output_text: str, output_audio_ms: int
+    input_text: int,
+    input_audio_ms: int,
+    output_text: str,
+    output_audio_ms: int,
+    cached: tuple[int, int] = (0, 0),
 ) -> dict[str, Any]:
-    """Plausible token counts: ~4 characters per text token, one audio token per 50 ms."""
+    """Plausible token counts: ~4 characters per text token, one audio token per 50 ms;
+    ``cached``: the characters and audio ms of the input a previous response read."""
     in_text = input_text // 4 + 1
     in_audio = input_audio_ms // 50
     out_text = len(output_text) // 4 + 1
     out_audio = output_audio_ms // 50
+    cached_text, cached_audio = cached[0] // 4, cached[1] // 50
     return {
         "total_tokens": in_text + in_audio + out_text + out_audio,
         "input_tokens": in_text + in_audio,
@@ -257,8 +263,12 @@ def usage(
             "text_tokens": in_text,
             "audio_tokens": in_audio,
             "image_tokens": 0,
-            "cached_tokens": 0,
-            "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
+            "cached_tokens": cached_text + cached_audio,
+            "cached_tokens_details": {
+                "text_tokens": cached_text,
+                "audio_tokens": cached_audio,
+                "image_tokens": 0,
+            },
         },
         "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},
     }

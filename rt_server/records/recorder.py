@@ -55,6 +55,8 @@ class Recorder:
 
     def session_note(self, info: SessionInfo, note: Note) -> None:
         live = self._live.setdefault(info.id, _Live())
+        if note.kind == "rate_limits":
+            return  # the account's, not the conversation's: /metrics has the latest
         if note.kind == "usage":
             total = note.data.get("total_tokens")
             live.tokens += total if isinstance(total, int) else 0

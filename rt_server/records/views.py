@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy import Row
 
+from rt_server.usage import token_split
+
 
 class ConversationSummary(BaseModel):
     id: str
@@ -71,6 +73,12 @@ class Usage(BaseModel):
     input_tokens: int
     output_tokens: int
     total_tokens: int
+    input_text_tokens: int = 0
+    input_audio_tokens: int = 0
+    input_image_tokens: int = 0
+    input_cached_tokens: int = Field(0, description="part of the input tokens, billed less")
+    output_text_tokens: int = 0
+    output_audio_tokens: int = 0
     responses: list[dict[str, Any]] = Field(description="each response.done usage, as sent")
 
 
@@ -164,11 +172,17 @@ def _usage(usages: list[dict[str, Any]]) -> Usage:
     def total(key: str) -> int:
         return sum(u.get(key, 0) for u in usages if isinstance(u.get(key, 0), int))
 
+    split: dict[str, int] = {}
+    for usage in usages:
+        for (direction, kind), tokens in token_split(usage).items():
+            key = f"{direction}_{kind}_tokens"
+            split[key] = split.get(key, 0) + tokens
     return Usage(
         input_tokens=total("input_tokens"),
         output_tokens=total("output_tokens"),
         total_tokens=total("total_tokens"),
         responses=usages,
+        **split,
     )
 
 
@@ -185,8 +199,10 @@ def markdown(talk: Conversation) -> str:
         lines.append(f"- **Closed:** {talk.close_code} ({talk.close_reason})")
     usage = talk.usage
     lines.append(
-        f"- **Tokens:** {usage.total_tokens} (input {usage.input_tokens}, "
-        f"output {usage.output_tokens})"
+        f"- **Tokens:** {usage.total_tokens} (input {usage.input_tokens}: text "
+        f"{usage.input_text_tokens}, audio {usage.input_audio_tokens}, cached "
+        f"{usage.input_cached_tokens}; output {usage.output_tokens}: text "
+        f"{usage.output_text_tokens}, audio {usage.output_audio_tokens})"
     )
     entries: list[tuple[int, str]] = []
     for turn in talk.turns:

@@ -48,7 +48,6 @@ def test_control_actions_parse() -> None:
         ('{"type": null}', "missing_type"),
         ('{"type": 5}', "unknown_type"),
         ('{"type": "nope"}', "unknown_type"),
-        ('{"type": "user_message", "text": ""}', "invalid_field"),
         ('{"type": "user_message", "text": 5}', "invalid_field"),
         ('{"type": "user_message", "text": ""}', "invalid_field"),
         ('{"type": "control", "action": "explode"}', "invalid_field"),

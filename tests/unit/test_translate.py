@@ -256,7 +256,7 @@ def test_backend_errors_reach_the_client_but_not_those_of_internal_events() -> N
 
 
 def test_unknown_backend_events_map_to_nothing() -> None:
-    out = RealtimeTranslator(Profile()).backend_event({"type": "rate_limits.updated"}, 0.0)
+    out = RealtimeTranslator(Profile()).backend_event({"type": "output_audio_buffer.started"}, 0.0)
     assert out.client == [] and out.backend == []
 
 
