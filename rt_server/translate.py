@@ -538,6 +538,28 @@ class Translator:
                 return out
             case "response.done":
                 return self._response_done(event)
+            case "input_audio_buffer.timeout_triggered":
+                data = {"item_id": event.get("item_id"), "audio_end_ms": event.get("audio_end_ms")}
+                return Outbox(
+                    client=self.render_timeout_triggered(),
+                    notes=[Note("timeout_triggered", data)],
+                )
+            case "response.output_item.added" if (event.get("item") or {}).get(
+                "type"
+            ) == "mcp_call":
+                return Outbox(client=self.render_tool(str(event["item"].get("name")), done=False))
+            case "response.output_item.done" if (event.get("item") or {}).get("type") == "mcp_call":
+                return self._mcp_call(event["item"])
+            case "conversation.item.done" if (event.get("item") or {}).get(
+                "type"
+            ) == "mcp_list_tools":
+                item = event["item"]
+                names = [str(tool.get("name")) for tool in item.get("tools") or []]
+                data = {"server_label": item.get("server_label"), "tools": names}
+                return Outbox(notes=[Note("mcp_list_tools", data)])
+            case "mcp_list_tools.failed":
+                data = {"item_id": event.get("item_id"), "failed": True}
+                return Outbox(notes=[Note("mcp_list_tools", data)])
             case "rate_limits.updated":
                 limits = event.get("rate_limits") or []
                 return Outbox(notes=[Note("rate_limits", {"rate_limits": limits})])
@@ -582,6 +604,19 @@ class Translator:
                 event["item_id"], event.get("content_index", 0), start
             )
         return playing
+
+    def _mcp_call(self, item: dict[str, Any]) -> Outbox:
+        """A tool call the service made on an MCP server: shown and recorded."""
+        name = str(item.get("name"))
+        data = {
+            "item_id": item.get("id"),
+            "server_label": item.get("server_label"),
+            "name": name,
+            "arguments": item.get("arguments") or "",
+            "output": item.get("output"),
+            "error": item.get("error"),
+        }
+        return Outbox(client=self.render_tool(name, done=True), notes=[Note("mcp_call", data)])
 
     def _text_done(self, event: BackendEvent) -> Outbox:
         text = event.get("text") or event.get("transcript") or ""
@@ -684,6 +719,9 @@ class Translator:
         return []
 
     def render_interrupted(self) -> list[ClientFrame]:
+        return []
+
+    def render_timeout_triggered(self) -> list[ClientFrame]:
         return []
 
     def render_transcription(self, item_id: str, text: str) -> list[ClientFrame]:

@@ -55,6 +55,7 @@ ServerAction: TypeAlias = Literal[
     "shutting_down",
     "tool_call",
     "tool_done",
+    "timeout_triggered",
 ]
 
 
@@ -126,6 +127,9 @@ class RealtimeTranslator(Translator):
 
     def render_speech_started(self) -> list[ClientFrame]:
         return [ServerControl(type="control", action="speech_started")]
+
+    def render_timeout_triggered(self) -> list[ClientFrame]:
+        return [ServerControl(type="control", action="timeout_triggered")]
 
     def render_transcription(self, item_id: str, text: str) -> list[ClientFrame]:
         return [Transcription(type="transcription", id=item_id, text=text)]

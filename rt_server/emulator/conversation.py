@@ -39,8 +39,15 @@ from rt_server.emulator.items import (
     require_item_id,
     snapshot,
 )
-from rt_server.emulator.replies import decide_reply, item_text
-from rt_server.emulator.responses import Plan, Step, Voice, plan_response, usage
+from rt_server.emulator.replies import Reply, TextReply, decide_reply, item_text
+from rt_server.emulator.responses import (
+    Plan,
+    Step,
+    Voice,
+    finish_mcp_call,
+    plan_response,
+    usage,
+)
 from rt_server.emulator.session_config import (
     Effective,
     check_format,
@@ -53,6 +60,7 @@ from rt_server.emulator.session_config import (
 )
 
 MIN_COMMIT_MS = 100
+IDLE_PROMPT = "Are you still there?"
 SESSION_LIFETIME_S = 30 * 60
 
 
@@ -85,9 +93,22 @@ class Active:
         return str(self.plan.response["id"])
 
 
+@dataclass(frozen=True)
+class McpRequest:
+    """I/O the connection does for the conversation: list an MCP server's tools, or call
+    one; the answer comes back through ``mcp_listed`` / ``mcp_called``."""
+
+    kind: str  # "list" or "call"
+    server: dict[str, Any]  # the session's {"type": "mcp", ...} tool
+    item_id: str
+    name: str = ""
+    arguments: str = "{}"
+
+
 @dataclass
 class InputBuffer:
     position_ms: float = 0.0  # all audio appended in the session
+    idle_since_ms: float = 0.0  # the end of the last turn (user's or assistant's)
     buffered_ms: float = 0.0  # since the last commit or clear
     speech_item: str | None = None
     speech_start_ms: int = 0
@@ -119,6 +140,9 @@ class Conversation:
         self._audio: dict[str, tuple[int, int]] = {}  # assistant item -> (audio ms, ms per word)
         self._steps: deque[Step] = deque()
         self._prompt_seen = (0, 0)  # input chars and audio ms of the last response
+        self.mcp_requests: list[McpRequest] = []  # taken and done by the connection
+        self._mcp_tools: dict[str, str] = {}  # listed MCP tool -> its server label
+        self._mcp_listed: dict[str, str] = {}  # server label -> the URL listed
         self._active: Active | None = None
         self._input = InputBuffer()
         self._vad = self._new_vad()
@@ -191,7 +215,49 @@ class Conversation:
                 self._announce(active)
             elif step.mark == "done":
                 self._complete(active, step)
+            elif step.mark == "mcp":
+                item = active.plan.item
+                server = self._mcp_server(str(item["server_label"]))
+                self.mcp_requests.append(
+                    McpRequest("call", server, item["id"], item["name"], item["arguments"])
+                )
         return step
+
+    def take_mcp_requests(self) -> list[McpRequest]:
+        requests, self.mcp_requests = self.mcp_requests, []
+        return requests
+
+    def _mcp_server(self, label: str) -> dict[str, Any]:
+        return next((s for s in self._eff.mcp_servers if s["server_label"] == label), {})
+
+    def mcp_listed(
+        self, item_id: str, tools: list[dict[str, Any]] | None, error: str | None
+    ) -> list[Event]:
+        """An MCP server's tools (or why they could not be listed)."""
+        index = next((i for i, item in enumerate(self.items) if item["id"] == item_id), None)
+        if index is None:
+            return []
+        item = self.items[index]
+        previous = self.items[index - 1]["id"] if index else None
+        if error is not None:
+            del self._mcp_listed[item["server_label"]]
+            return [{"type": "mcp_list_tools.failed", "item_id": item_id}]
+        allowed = self._mcp_server(item["server_label"]).get("allowed_tools")
+        item["tools"] = [t for t in tools or [] if allowed is None or t["name"] in allowed]
+        for tool in item["tools"]:
+            self._mcp_tools[tool["name"]] = item["server_label"]
+        done = {"type": "conversation.item.done", "previous_item_id": previous}
+        return [
+            {"type": "mcp_list_tools.completed", "item_id": item_id},
+            done | {"item": snapshot(item)},
+        ]
+
+    def mcp_called(self, item_id: str, output: str | None, error: str | None) -> None:
+        """An MCP server answered a call: the rest of its response is planned."""
+        active = self._active
+        if active is None or active.plan.item["id"] != item_id:
+            return  # the response was cancelled meanwhile
+        self._steps.extend(finish_mcp_call(active.plan, output, error))
 
     def cancel(self, reason: str) -> list[Event]:
         """End the active response now (barge-in or `response.cancel`)."""
@@ -267,7 +333,24 @@ class Conversation:
             self._input.speech_item = None
             self._vad = self._new_vad()
         self._eff = effective
-        return [{"type": "session.updated", "session": copy.deepcopy(self.session)}]
+        out: list[Event] = [{"type": "session.updated", "session": copy.deepcopy(self.session)}]
+        return out + self._list_mcp_tools()
+
+    def _list_mcp_tools(self) -> list[Event]:
+        """An ``mcp_list_tools`` item for each MCP server not yet listed (the tools follow)."""
+        out: list[Event] = []
+        for server in self._eff.mcp_servers:
+            label, url = server["server_label"], server["server_url"]
+            if self._mcp_listed.get(label) == url:
+                continue
+            self._mcp_listed[label] = url
+            item_id = self._ids.new("mcpl")
+            item: Item = {"id": item_id, "type": "mcp_list_tools", "server_label": label}
+            item["tools"] = []
+            added = self._insert(item, len(self.items))[0]
+            out += [added, {"type": "mcp_list_tools.in_progress", "item_id": item_id}]
+            self.mcp_requests.append(McpRequest("list", server, item_id))
+        return out
 
     def _new_vad(self) -> Vad | None:
         if self._eff.vad is None or self._config.echo_audio:
@@ -298,9 +381,27 @@ class Conversation:
         out: list[Event] = []
         for change in self._vad.feed(samples):
             out += self._speech_changed(change)
-        return out
+        return out + self._idle_check()
+
+    def _idle_check(self) -> list[Event]:
+        """``idle_timeout_ms`` of audio without a turn: the server prompts the user."""
+        timeout, buffer = self._eff.idle_timeout_ms, self._input
+        if not timeout or buffer.speech_item is not None or self._active or self._steps:
+            return []
+        if buffer.position_ms - buffer.idle_since_ms < timeout:
+            return []
+        item_id = self._ids.new("item")
+        triggered = {
+            "type": "input_audio_buffer.timeout_triggered",
+            "audio_start_ms": round(buffer.idle_since_ms),
+            "audio_end_ms": round(buffer.position_ms),
+            "item_id": item_id,
+        }
+        buffer.idle_since_ms = buffer.position_ms
+        return [triggered, *self._commit(item_id, 0), *self._start_response({}, IDLE_PROMPT)]
 
     def _speech_changed(self, change: VadEvent) -> list[Event]:
+        self._input.idle_since_ms = self._input.position_ms
         if change.kind == "start":
             item_id = self._input.speech_item = self._ids.new("item")
             self._input.speech_start_ms = change.ms
@@ -464,15 +565,22 @@ class Conversation:
             )
         return self.cancel("client_cancelled")
 
-    def _start_response(self, params: dict[str, Any]) -> list[Event]:
+    def _start_response(self, params: dict[str, Any], says: str | None = None) -> list[Event]:
+        """Plan a response (``says``: its text, whatever the conversation holds)."""
         options = self._response_options(params)
         context = options["context"]
-        reply = decide_reply(
-            context,
-            instructions=options["instructions"],
-            rules=self._config.rules,
-            tools=options["tools"],
-            heard=self._heard,
+        reply: Reply = (
+            TextReply(says)
+            if says is not None
+            else decide_reply(
+                context,
+                instructions=options["instructions"],
+                rules=self._config.rules,
+                tools=options["tools"],
+                heard=self._heard,
+                tool_choice=params.get("tool_choice", self._eff.tool_choice),
+                mcp_tools=self._mcp_tools,
+            )
         )
         in_conversation = params.get("conversation", "auto") != "none"
         response = {
@@ -584,6 +692,9 @@ class Conversation:
             ),
         }
         self._steps.append(Step(active.id, step.at_ms, _rate_limits(step.event["response"])))
+        self._input.idle_since_ms = self._input.position_ms
+        if plan.item["type"] == "mcp_call" and plan.in_conversation:
+            self._start_response({})  # the model goes on with what the server answered
 
 
 def _int_field(event: dict[str, Any], key: str) -> int:

@@ -37,7 +37,16 @@ class CallReply:
     arguments: str  # JSON text, as on the wire
 
 
-Reply = TextReply | CallReply
+@dataclass(frozen=True)
+class McpCallReply:
+    """A call of a tool of an MCP server (the service makes it, not the client)."""
+
+    server_label: str
+    name: str
+    arguments: str
+
+
+Reply = TextReply | CallReply | McpCallReply
 
 
 def item_text(item: Item, heard: Mapping[str, str]) -> str:
@@ -70,9 +79,16 @@ def decide_reply(
     rules: Sequence[Rule],
     tools: frozenset[str],
     heard: Mapping[str, str],
+    tool_choice: str | Mapping[str, Any] = "auto",
+    mcp_tools: Mapping[str, str] | None = None,
 ) -> Reply:
-    if context and context[-1].get("type") == "function_call_output":
-        return TextReply(_tool_says(context, context[-1]))
+    """``tool_choice`` as the session has it; ``mcp_tools``: each listed MCP tool's server."""
+    mcp_tools = mcp_tools or {}
+    last = context[-1] if context else {}
+    if last.get("type") == "function_call_output":
+        return TextReply(_tool_says(context, last))
+    if last.get("type") == "mcp_call":
+        return TextReply(_mcp_says(last))
     user_texts = [
         item_text(i, heard)
         for i in context
@@ -80,8 +96,10 @@ def decide_reply(
     ]
     current = user_texts[-1] if user_texts else ""
     for rule in rules:
-        if rule.pattern.search(current):
-            return _apply(rule, instructions, tools)
+        if rule.pattern.search(current) and not (rule.tool_call and tool_choice == "none"):
+            return _apply(rule, instructions, tools, mcp_tools)
+    if (forced := _forced_call(tool_choice, tools, mcp_tools)) is not None:
+        return forced
     if _RECAP.search(current):
         earlier = [t for t in user_texts[:-1] if t]
         return TextReply(
@@ -94,15 +112,54 @@ def decide_reply(
     return TextReply(f"You said: {current}" + ("" if current[-1] in ".!?" else "."))
 
 
-def _apply(rule: Rule, instructions: str, tools: frozenset[str]) -> Reply:
+def _forced_call(
+    choice: str | Mapping[str, Any], tools: frozenset[str], mcp_tools: Mapping[str, str]
+) -> Reply | None:
+    """The call ``tool_choice`` forces when no rule decided: ``required`` calls the first
+    tool by name, a named function or MCP tool is called; with empty arguments."""
+    if choice == "required":
+        if tools:
+            return CallReply(sorted(tools)[0], "{}")
+        if mcp_tools:
+            name = sorted(mcp_tools)[0]
+            return McpCallReply(mcp_tools[name], name, "{}")
+        return None
+    if not isinstance(choice, Mapping):
+        return None
+    name = str(choice.get("name") or "")
+    if choice.get("type") == "function" and name in tools:
+        return CallReply(name, "{}")
+    if choice.get("type") == "mcp":
+        label = str(choice.get("server_label"))
+        listed = [tool for tool, server in sorted(mcp_tools.items()) if server == label]
+        if listed:
+            return McpCallReply(label, name if name in listed else listed[0], "{}")
+    return None
+
+
+def _apply(
+    rule: Rule, instructions: str, tools: frozenset[str], mcp_tools: Mapping[str, str]
+) -> Reply:
     if rule.tool_call is not None:
         name = rule.tool_call.name
+        arguments = orjson.dumps(rule.tool_call.arguments).decode()
+        if name in mcp_tools:
+            return McpCallReply(mcp_tools[name], name, arguments)
         if name not in tools:
             return TextReply(f"I would call the {name} tool, but it is not available.")
-        return CallReply(name, orjson.dumps(rule.tool_call.arguments).decode())
+        return CallReply(name, arguments)
     if rule.instructions_echo:
         return TextReply(_quote_instructions(instructions))
     return TextReply(rule.reply or "")
+
+
+def _mcp_says(call: Item) -> str:
+    if call.get("error"):
+        return f"The {call.get('name')} tool failed: {call.get('error')}."
+    output = str(call.get("output") or "").strip()
+    return f"The {call.get('name')} tool says: {output}" + (
+        "" if output.endswith((".", "!", "?")) else "."
+    )
 
 
 def _quote_instructions(instructions: str) -> str:

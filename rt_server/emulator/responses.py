@@ -17,9 +17,9 @@ from typing import Any, Literal
 from rt_server.emulator.audio import AudioFormat, encode_output, sample_rate, speak_slice
 from rt_server.emulator.errors import Event
 from rt_server.emulator.items import Item, snapshot
-from rt_server.emulator.replies import CallReply, Reply
+from rt_server.emulator.replies import CallReply, McpCallReply, Reply
 
-Mark = Literal["", "item", "done", "midpoint"]
+Mark = Literal["", "item", "done", "midpoint", "mcp"]
 
 #: The longest reply, in words (about 3 minutes of speech at 3 words a second): a longer
 #: one stops there with status "incomplete" (reason "max_output_tokens"), as the model's
@@ -78,6 +78,8 @@ def plan_response(
 ) -> Plan:
     if isinstance(reply, CallReply):
         return _plan_call(response, reply, item_id, previous_item_id, in_conversation)
+    if isinstance(reply, McpCallReply):
+        return _plan_mcp_call(response, reply, item_id, previous_item_id, in_conversation)
     words = reply.text.split(maxsplit=MAX_REPLY_WORDS)  # never a list of every word
     text, cut = reply.text, len(words) > MAX_REPLY_WORDS
     if cut:  # the model's output cap: the reply ends there, "incomplete"
@@ -239,6 +241,52 @@ def _plan_call(
     plan.steps.append(Step(rid, 0, done | {"arguments": reply.arguments}))
     _finish_item(plan, 0, 0, 0)
     return plan
+
+
+def _plan_mcp_call(
+    response: dict[str, Any],
+    reply: McpCallReply,
+    item_id: str,
+    previous_item_id: str | None,
+    in_conversation: bool,
+) -> Plan:
+    """An MCP call's response up to the call: the step marked ``mcp`` is where the service
+    calls the server; :func:`finish_mcp_call` plans the rest once it answered."""
+    item = {
+        "id": item_id,
+        "type": "mcp_call",
+        "object": "realtime.item",
+        "server_label": reply.server_label,
+        "name": reply.name,
+        "arguments": reply.arguments,
+        "output": None,
+        "error": None,
+        "approval_request_id": None,
+    }
+    plan = Plan(response, item, previous_item_id, in_conversation)
+    plan.item = {**item, "arguments": ""}
+    _opening(plan)
+    plan.item = item
+    rid = response["id"]
+    ids = {"response_id": rid, "item_id": item_id, "output_index": 0}
+    delta = {"type": "response.mcp_call_arguments.delta", **ids, "delta": reply.arguments}
+    plan.steps.append(Step(rid, 0, delta, "midpoint"))
+    done = {"type": "response.mcp_call_arguments.done", **ids, "arguments": reply.arguments}
+    plan.steps.append(Step(rid, 0, done))
+    calling = {"type": "response.mcp_call.in_progress", "item_id": item_id, "output_index": 0}
+    plan.steps.append(Step(rid, 0, calling, "mcp"))
+    return plan
+
+
+def finish_mcp_call(plan: Plan, output: str | None, error: str | None) -> list[Step]:
+    """The rest of an MCP call's response, with what the server answered."""
+    plan.item = {**plan.item, "output": output, "error": error}
+    before = len(plan.steps)
+    kind = "response.mcp_call.failed" if error is not None else "response.mcp_call.completed"
+    event = {"type": kind, "item_id": plan.item["id"], "output_index": 0}
+    plan.steps.append(Step(plan.response["id"], 0, event))
+    _finish_item(plan, 0, 0, 0)
+    return plan.steps[before:]
 
 
 def usage(

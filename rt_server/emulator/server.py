@@ -27,8 +27,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from rt_server.emulator import mcp
 from rt_server.emulator.config import EmulatorConfig, Faults, faults_from_dict
-from rt_server.emulator.conversation import Conversation
+from rt_server.emulator.conversation import Conversation, McpRequest
 from rt_server.emulator.dialect import Dialect, to_beta
 from rt_server.emulator.errors import ClientEventError, Event, error_event
 from rt_server.emulator.session_config import default_session, merged_session
@@ -162,6 +163,7 @@ class Connection:
         self._queue: asyncio.Queue[tuple[float, Event] | _Close] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()  # the writer has caught up with the pump
+        self._mcp: asyncio.Queue[McpRequest] = asyncio.Queue()
         self._event_ids = f"event_{secrets.token_hex(4).upper()}"
         self._sent = 0
         self._log = logger.bind(connection=info.id)
@@ -172,7 +174,7 @@ class Connection:
             "open {} {} dialect={} model={}", info.id, info.path, info.dialect, info.model
         )
         self._emit_all(self._conv.start())
-        jobs = [self._reader(), self._pump(), self._writer()]
+        jobs = [self._reader(), self._pump(), self._writer(), self._mcp_runner()]
         if self._faults.max_session_seconds is not None:
             jobs.append(self._expire(self._faults.max_session_seconds))
         try:
@@ -186,6 +188,32 @@ class Connection:
             self._queue.put_nowait((now, event))
         self._info.session = self._conv.session
         self._info.temperature = self._conv.temperature
+        for request in self._conv.take_mcp_requests():
+            self._mcp.put_nowait(request)
+
+    async def _mcp_runner(self) -> None:
+        """List and call MCP servers' tools as the conversation asks, concurrently; every
+        task is owned here and cancelled with the connection."""
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                request = await self._mcp.get()
+                task = asyncio.create_task(self._mcp_request(request))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _mcp_request(self, request: McpRequest) -> None:
+        if request.kind == "list":
+            tools, error = await mcp.list_tools(request.server)
+            self._emit_all(self._conv.mcp_listed(request.item_id, tools, error))
+        else:
+            output, error = await mcp.call_tool(request.server, request.name, request.arguments)
+            self._conv.mcp_called(request.item_id, output, error)
+        self._wake.set()
 
     async def _reader(self) -> None:
         while True:

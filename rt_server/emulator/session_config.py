@@ -24,6 +24,8 @@ from rt_server.emulator.errors import (
 VOICES = ["alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"]
 FORMATS: list[str] = ["audio/pcm", "audio/pcmu", "audio/pcma"]
 DEFAULT_INSTRUCTIONS = "You are a helpful, friendly voice assistant. Keep answers short."
+#: Semantic VAD: the silence that ends a turn, by eagerness (an eager model answers sooner).
+EAGERNESS_SILENCE_MS = {"high": 200, "medium": 500, "auto": 500, "low": 1200}
 
 
 def default_session(session_id: str, model: str, expires_at: int) -> dict[str, Any]:
@@ -92,6 +94,9 @@ class Effective:
     audio_out: bool
     instructions: str
     tool_names: frozenset[str]
+    idle_timeout_ms: int | None = None
+    tool_choice: str | dict[str, Any] = "auto"
+    mcp_servers: tuple[dict[str, Any], ...] = ()
 
     @staticmethod
     def of(session: dict[str, Any]) -> Effective:
@@ -111,6 +116,13 @@ class Effective:
             audio_out="audio" in session["output_modalities"],
             instructions=session.get("instructions") or "",
             tool_names=tool_names(session.get("tools") or []),
+            idle_timeout_ms=(turn or {}).get("idle_timeout_ms"),
+            tool_choice=session.get("tool_choice") or "auto",
+            mcp_servers=tuple(
+                t
+                for t in session.get("tools") or []
+                if isinstance(t, dict) and t.get("type") == "mcp"
+            ),
         )
 
 
@@ -123,8 +135,8 @@ def tool_names(tools: list[Any]) -> frozenset[str]:
 def _vad_params(turn: dict[str, Any] | None) -> VadParams | None:
     if turn is None:
         return None
-    if turn["type"] == "semantic_vad":  # emulated as server VAD with defaults
-        return VadParams()
+    if turn["type"] == "semantic_vad":  # server VAD whose eagerness sets the silence
+        return VadParams(silence_duration_ms=EAGERNESS_SILENCE_MS[turn.get("eagerness", "auto")])
     defaults = VadParams()
     return VadParams(
         threshold=float(turn.get("threshold", defaults.threshold)),
@@ -200,6 +212,7 @@ def validate_session(s: dict[str, Any]) -> None:
     if not isinstance(s.get("model"), str):
         raise invalid_type("session.model", "a string", s.get("model"))
     check_tools(s.get("tools"), "session.tools")
+    check_tool_choice(s.get("tool_choice"), "session.tool_choice")
     _check_max_tokens(s.get("max_output_tokens"), "session.max_output_tokens")
     audio = s.get("audio")
     if not isinstance(audio, dict):
@@ -231,6 +244,42 @@ def check_tools(value: object, param: str) -> None:
             raise invalid_value(f"{where}.type", tool.get("type"), ["function", "mcp"])
         if tool.get("type", "function") == "function" and not isinstance(tool.get("name"), str):
             raise missing(f"{where}.name")
+        if tool.get("type") == "mcp":
+            _check_mcp(tool, where)
+
+
+def _check_mcp(tool: dict[str, Any], where: str) -> None:
+    for key in ("server_label", "server_url"):
+        if not isinstance(tool.get(key), str):
+            raise missing(f"{where}.{key}")
+    allowed = tool.get("allowed_tools")
+    if allowed is not None and not (
+        isinstance(allowed, list) and all(isinstance(name, str) for name in allowed)
+    ):
+        raise invalid_type(f"{where}.allowed_tools", "an array of strings", allowed)
+    headers = tool.get("headers")
+    if headers is not None and not (
+        isinstance(headers, dict) and all(isinstance(v, str) for v in headers.values())
+    ):
+        raise invalid_type(f"{where}.headers", "an object of strings", headers)
+    if tool.get("require_approval", "always") not in ("always", "never"):
+        raise invalid_value(
+            f"{where}.require_approval", tool.get("require_approval"), ["always", "never"]
+        )
+
+
+def check_tool_choice(value: object, param: str) -> None:
+    if value in ("auto", "none", "required"):
+        return
+    if isinstance(value, dict) and value.get("type") == "function":
+        if not isinstance(value.get("name"), str):
+            raise missing(f"{param}.name")
+        return
+    if isinstance(value, dict) and value.get("type") == "mcp":
+        if not isinstance(value.get("server_label"), str):
+            raise missing(f"{param}.server_label")
+        return
+    raise invalid_value(param, value, ["auto", "none", "required", "a function or mcp choice"])
 
 
 def _check_max_tokens(value: object, param: str) -> None:

@@ -53,6 +53,8 @@ class ToolCall(BaseModel):
     name: str
     arguments: str
     output: str | None = Field(description="None if the tool never returned")
+    server_label: str | None = Field(None, description="the MCP server the service called")
+    error: str | None = None
 
 
 class ErrorEntry(BaseModel):
@@ -136,6 +138,17 @@ def conversation(row: Row[Any], events: list[Row[Any]]) -> Conversation:
                     name=data.get("name", ""),
                     arguments=data.get("arguments", ""),
                     output=None,
+                )
+            case "mcp_call":
+                calls[data.get("item_id", str(seq))] = ToolCall(
+                    seq=seq,
+                    at=at,
+                    call_id=data.get("item_id", ""),
+                    name=data.get("name", ""),
+                    arguments=data.get("arguments", ""),
+                    output=data.get("output"),
+                    server_label=data.get("server_label"),
+                    error=data.get("error"),
                 )
             case "tool_result":
                 call = calls.get(data.get("call_id", ""))

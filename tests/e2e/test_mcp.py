@@ -1,0 +1,122 @@
+"""MCP servers end to end: a profile's MCP server (its header read from the environment)
+reaches the emulator, which lists and calls the tools of a real MCP server (the ``mcp``
+package's FastMCP over streamable HTTP, on a free loopback port); the calls appear in the
+reply, the monitor and the records (real rt_server, real sockets)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mcp.server.fastmcp import FastMCP
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rt_server.config import Limits, Settings
+from rt_server.emulator import EmulatorConfig, run_emulator
+from rt_server.emulator.config import Rule
+from rt_server.emulator.config import ToolCall as ScriptedCall
+from rt_server.serving import serve
+from tests.conftest import API_KEY
+from tests.e2e.records.conftest import ADMIN, records_server
+from tests.e2e.records.test_records import conversations, detail
+from tests.support.harness import Frame, client, connected, is_type, send_json, text_of, until
+
+
+@dataclass
+class HeaderLog:
+    """ASGI middleware: the headers of every request the MCP server got."""
+
+    app: ASGIApp
+    seen: list[dict[str, str]] = field(default_factory=list)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.seen.append({k.decode(): v.decode() for k, v in scope["headers"]})
+        await self.app(scope, receive, send)
+
+
+@asynccontextmanager
+async def mcp_server() -> AsyncIterator[tuple[str, HeaderLog]]:
+    """A FastMCP server with two tools on streamable HTTP; yields its URL and header log."""
+    server = FastMCP("orders", stateless_http=True, json_response=True)
+
+    @server.tool(description="Where an order is.")
+    def lookup(order: str) -> str:
+        return f"order {order} has shipped"
+
+    @server.tool(description="Not for the model.")
+    def secret() -> str:
+        return "never listed"
+
+    app = HeaderLog(server.streamable_http_app())
+    async with server.session_manager.run(), serve(app, lifespan="off") as served:
+        yield f"{served.http_url}/mcp", app
+
+
+PROFILE_FILE = """
+[default]
+[[default.mcp_servers]]
+server_label = "orders"
+server_url = "{url}"
+allowed_tools = ["lookup"]
+require_approval = "never"
+headers = {{ Authorization = "ORDERS_MCP_AUTH" }}
+"""
+
+
+def is_note(kind: str) -> Any:
+    def match(frame: Frame) -> bool:
+        return isinstance(frame, dict) and frame.get("type") == kind
+
+    return match
+
+
+async def test_the_model_calls_an_mcp_servers_tool(tmp_path: Path) -> None:
+    rule = Rule(match="order", tool_call=ScriptedCall("lookup", {"order": "42"}))
+    async with (
+        mcp_server() as (url, headers),
+        run_emulator(EmulatorConfig(api_key=API_KEY, rules=(rule,))) as emulator,
+    ):
+        profiles = tmp_path / "profiles.toml"
+        profiles.write_text(PROFILE_FILE.format(url=url))
+        env = {
+            "BACKEND": "openai",
+            "OPENAI_API_KEY": API_KEY,
+            "OPENAI_BASE_URL": f"{emulator.http_url}/v1",
+            "PROFILE_FILE": str(profiles),
+            "ORDERS_MCP_AUTH": "Bearer from-the-environment",
+            "ADMIN_TOKEN": ADMIN,
+            "RECORDS_PATH": str(tmp_path / "records.sqlite3"),
+        }
+        settings = replace(Settings.from_env(env), limits=Limits(backend_connect_timeout=5.0))
+        assert "from-the-environment" not in repr(settings.profile)
+        async with records_server(settings) as live:
+            monitor_url = live.ws_url.replace("/realtime", f"/monitor?token={ADMIN}")
+            async with client(monitor_url) as monitor, client(live.ws_url) as ws:
+                await connected(ws)
+                listed, _ = await until(monitor, is_note("mcp_list_tools"))
+                assert isinstance(listed, dict)
+                assert listed["data"] == {"server_label": "orders", "tools": ["lookup"]}
+                await send_json(ws, {"type": "user_message", "text": "where is my order?"})
+                _, before = await until(ws, is_type("control", "text_done"))
+                assert "The lookup tool says: order 42 has shipped." in text_of(before)
+                called, _ = await until(monitor, is_note("mcp_call"))
+            await live.settle()
+            [summary] = await conversations(live)
+            talk = await detail(live, summary["id"])
+    assert isinstance(called, dict)
+    assert called["data"]["output"] == "order 42 has shipped"
+    assert called["data"]["server_label"] == "orders"
+    [call] = talk["tool_calls"]
+    assert (call["name"], call["server_label"], call["output"]) == (
+        "lookup",
+        "orders",
+        "order 42 has shipped",
+    )
+    assert call["arguments"] == '{"order":"42"}'
+    assert headers.seen and all(
+        seen.get("authorization") == "Bearer from-the-environment" for seen in headers.seen
+    )
