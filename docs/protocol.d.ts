@@ -31,7 +31,7 @@ answers it. */
   /** Server: a session event; ``connected`` carries the greeting, ``text_done`` an id. */
   export interface ServerControl {
     type: "control";
-    action: "connected" | "speech_started" | "text_done" | "shutting_down" | "tool_call" | "tool_done";
+    action: "connected" | "speech_started" | "text_done" | "shutting_down" | "tool_call" | "tool_done" | "timeout_triggered";
     greeting?: string;
     id?: string;
     name?: string;
