@@ -51,6 +51,7 @@ from rt_server.translate import (
 )
 
 #: Events that carry an item (a server tool's is hidden from the client).
+_MCP_CALL_FIELDS = ("server_label", "name", "arguments", "output", "error")
 _ITEM_EVENTS = frozenset(
     {
         "conversation.item.added",
@@ -361,6 +362,11 @@ class GatewayTranslator(Translator):
                 return Outbox(client=[_frame(event)], notes=[Note("user_transcript", data)])
             case "input_audio_buffer.speech_started":
                 return Outbox(client=[_frame(event)], notes=[Note("speech_started", {})])
+            case "response.output_item.done" if (event.get("item") or {}).get("type") == "mcp_call":
+                item = event["item"]
+                data = {"item_id": item.get("id")}
+                data.update((key, item.get(key)) for key in _MCP_CALL_FIELDS)
+                return Outbox(client=[_frame(event)], notes=[Note("mcp_call", data)])
             case "rate_limits.updated":
                 note = Note("rate_limits", {"rate_limits": event.get("rate_limits") or []})
                 return Outbox(client=[_frame(event)], notes=[note])

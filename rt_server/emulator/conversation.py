@@ -85,6 +85,7 @@ class Active:
     input_chars: int
     input_audio_ms: int
     cached: tuple[int, int] = (0, 0)  # of the input: chars and audio ms seen by the last one
+    images: int = 0  # input_image parts the response reads
     sent: Step | None = None
     announced: bool = False  # response.output_item.added has been sent
 
@@ -290,7 +291,12 @@ class Conversation:
             "status_details": {"type": "cancelled", "reason": reason, "error": None},
             "output": output,
             "usage": usage(
-                active.input_chars, active.input_audio_ms, _text(final), audio_ms, active.cached
+                active.input_chars,
+                active.input_audio_ms,
+                _text(final),
+                audio_ms,
+                active.cached,
+                active.images,
             ),
         }
         out.append({"type": "response.done", "response": response})
@@ -618,7 +624,10 @@ class Conversation:
         seen_chars, seen_ms = self._prompt_seen
         cached = (min(seen_chars, chars), min(seen_ms, audio_in))
         self._prompt_seen = (chars, audio_in)
-        self._active = Active(plan, live, chars, audio_in, cached)
+        images = sum(
+            part.get("type") == "input_image" for i in context for part in i.get("content") or []
+        )
+        self._active = Active(plan, live, chars, audio_in, cached, images)
         self._steps.extend(plan.steps)
         return []
 
@@ -689,6 +698,7 @@ class Conversation:
                 _text(plan.item),
                 plan.audio_ms,
                 active.cached,
+                active.images,
             ),
         }
         self._steps.append(Step(active.id, step.at_ms, _rate_limits(step.event["response"])))

@@ -295,22 +295,25 @@ def usage(
     output_text: str,
     output_audio_ms: int,
     cached: tuple[int, int] = (0, 0),
+    images: int = 0,
 ) -> dict[str, Any]:
-    """Plausible token counts: ~4 characters per text token, one audio token per 50 ms;
-    ``cached``: the characters and audio ms of the input a previous response read."""
+    """Plausible token counts: ~4 characters per text token, one audio token per 50 ms,
+    85 per image; ``cached``: the characters and audio ms of the input a previous response
+    read."""
     in_text = input_text // 4 + 1
     in_audio = input_audio_ms // 50
     out_text = len(output_text) // 4 + 1
     out_audio = output_audio_ms // 50
+    in_image = 85 * images
     cached_text, cached_audio = cached[0] // 4, cached[1] // 50
     return {
-        "total_tokens": in_text + in_audio + out_text + out_audio,
-        "input_tokens": in_text + in_audio,
+        "total_tokens": in_text + in_audio + in_image + out_text + out_audio,
+        "input_tokens": in_text + in_audio + in_image,
         "output_tokens": out_text + out_audio,
         "input_token_details": {
             "text_tokens": in_text,
             "audio_tokens": in_audio,
-            "image_tokens": 0,
+            "image_tokens": in_image,
             "cached_tokens": cached_text + cached_audio,
             "cached_tokens_details": {
                 "text_tokens": cached_text,

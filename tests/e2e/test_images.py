@@ -1,11 +1,14 @@
 """Images on ``/realtime`` end to end: a ``data:`` URL in a ``user_message`` reaches the
-emulator as an ``input_image`` part and is answered; too large or mislabelled ones get a
+emulator as an ``input_image`` part and is answered (on the picows socket and the
+real SDK's); too large or mislabelled ones get a
 coded error and the session goes on (real rt_server, real sockets, the emulator)."""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import replace
+
+import pytest
 
 from rt_server.emulator import RunningEmulator
 from tests.conftest import openai_settings
@@ -31,8 +34,11 @@ def data_url(media_type: str, data: bytes) -> str:
     return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
 
 
-async def test_an_image_reaches_the_model_and_limits_are_coded(emulator: RunningEmulator) -> None:
-    settings = openai_settings(emulator.http_url)
+@pytest.mark.parametrize("socket", ["picows", "sdk"])
+async def test_an_image_reaches_the_model_and_limits_are_coded(
+    emulator: RunningEmulator, socket: str
+) -> None:
+    settings = openai_settings(emulator.http_url, backend_socket=socket)
     settings = replace(settings, limits=replace(settings.limits, max_image_bytes=1024))
     async with running_server(settings) as server, client(server.ws_url) as ws:
         await connected(ws)

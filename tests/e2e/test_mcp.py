@@ -1,7 +1,8 @@
 """MCP servers end to end: a profile's MCP server (its header read from the environment)
 reaches the emulator, which lists and calls the tools of a real MCP server (the ``mcp``
 package's FastMCP over streamable HTTP, on a free loopback port); the calls appear in the
-reply, the monitor and the records (real rt_server, real sockets)."""
+reply, the monitor and the records, on ``/realtime`` and on the gateway to the real openai
+SDK (real rt_server, real sockets)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp.server.fastmcp import FastMCP
+from openai.types.realtime.realtime_tools_config_union_param import Mcp
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rt_server.config import Limits, Settings
@@ -19,8 +21,9 @@ from rt_server.emulator import EmulatorConfig, run_emulator
 from rt_server.emulator.config import Rule
 from rt_server.emulator.config import ToolCall as ScriptedCall
 from rt_server.serving import serve
-from tests.conftest import API_KEY
-from tests.e2e.records.conftest import ADMIN, records_server
+from tests.conftest import API_KEY, openai_settings
+from tests.e2e.gateway.conftest import LIMITS, TOKEN, sdk, text_turn, until_event
+from tests.e2e.records.conftest import ADMIN, records_server, with_records
 from tests.e2e.records.test_records import conversations, detail
 from tests.support.harness import Frame, client, connected, is_type, send_json, text_of, until
 
@@ -120,3 +123,45 @@ async def test_the_model_calls_an_mcp_servers_tool(tmp_path: Path) -> None:
     assert headers.seen and all(
         seen.get("authorization") == "Bearer from-the-environment" for seen in headers.seen
     )
+
+
+async def test_a_gateway_client_on_the_sdk_gets_the_mcp_events(tmp_path: Path) -> None:
+    rule = Rule(match="order", tool_call=ScriptedCall("lookup", {"order": "7"}))
+    async with (
+        mcp_server() as (url, _),
+        run_emulator(EmulatorConfig(api_key=API_KEY, rules=(rule,))) as emulator,
+    ):
+        settings = with_records(
+            openai_settings(emulator.http_url),
+            f"sqlite+aiosqlite:///{tmp_path}/records.sqlite3",
+            client_tokens=(TOKEN,),
+            limits=LIMITS,
+        )
+        async with records_server(settings) as live:
+            async with (
+                sdk(live.http_url) as openai,
+                openai.realtime.connect(model="gpt-realtime") as connection,
+            ):
+                tool: Mcp = {
+                    "type": "mcp",
+                    "server_label": "orders",
+                    "server_url": url,
+                    "require_approval": "never",
+                }
+                await connection.session.update(session={"type": "realtime", "tools": [tool]})
+                await until_event(connection, ["mcp_list_tools.completed"])
+                listed = await until_event(connection, ["conversation.item.done"])
+                item = listed.events[-1]["item"]
+                assert item["type"] == "mcp_list_tools"
+                assert sorted(t["name"] for t in item["tools"]) == ["lookup", "secret"]
+                call = await text_turn(connection, "my order?")
+                assert call.of("response.mcp_call.completed")
+                [done] = call.of("response.output_item.done")
+                assert done["item"]["output"] == "order 7 has shipped"
+                answer = await until_event(connection, ["response.done"])
+                assert "The lookup tool says: order 7 has shipped." in answer.text
+            await live.settle()
+            [summary] = await conversations(live)
+            talk = await detail(live, summary["id"])
+    [recorded] = talk["tool_calls"]
+    assert (recorded["server_label"], recorded["output"]) == ("orders", "order 7 has shipped")
