@@ -207,6 +207,10 @@ class Connection:
             await asyncio.gather(*running, return_exceptions=True)
 
     async def _mcp_request(self, request: McpRequest) -> None:
+        # Imported on first use: the mcp package costs seconds of start-up CPU (and a larger
+        # heap to collect) that a session without MCP servers should not pay.
+        from rt_server.emulator import mcp
+
         if request.kind == "list":
             tools, error = await mcp.list_tools(request.server)
             self._emit_all(self._conv.mcp_listed(request.item_id, tools, error))

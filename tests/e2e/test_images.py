@@ -1,7 +1,7 @@
 """Images on ``/realtime`` end to end: a ``data:`` URL in a ``user_message`` reaches the
-emulator as an ``input_image`` part and is answered (on the picows socket and the
-real SDK's); too large or mislabelled ones get a
-coded error and the session goes on (real rt_server, real sockets, the emulator)."""
+emulator as an ``input_image`` part and is answered (on the picows socket and the real
+SDK's); too large or mislabelled ones get a coded error and the session goes on (real
+rt_server, real sockets, the emulator)."""
 
 from __future__ import annotations
 
