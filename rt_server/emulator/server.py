@@ -27,7 +27,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from rt_server.emulator import mcp
 from rt_server.emulator.config import EmulatorConfig, Faults, faults_from_dict
 from rt_server.emulator.conversation import Conversation, McpRequest
 from rt_server.emulator.dialect import Dialect, to_beta
