@@ -27,6 +27,7 @@ from rt_server import access
 from rt_server.config import Settings
 from rt_server.errors import BackendError
 from rt_server.http_errors import ApiError, client_refused, documented
+from rt_server.profile import without_secrets
 from rt_server.runtime import RuntimeDep
 from rt_server.translate import Translator
 
@@ -79,10 +80,10 @@ async def create_session(
     logger.info(
         "minted a client secret (profile {}, {} s)", chosen.name, settings.client_secret_seconds
     )
-    return JSONResponse(
-        {key: secret.get(key) for key in ("value", "expires_at", "session")},
-        headers={"Cache-Control": "no-store"},
-    )
+    answer = {key: secret.get(key) for key in ("value", "expires_at", "session")}
+    if isinstance(answer["session"], dict):
+        answer["session"] = without_secrets(answer["session"])
+    return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
 
 def _caller(request: Request, settings: Settings) -> str:

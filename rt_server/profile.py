@@ -45,6 +45,21 @@ def unknown_locks(names: tuple[str, ...]) -> str | None:
     return f"unknown session fields {unknown}; known: {known} (or a dotted path below one)"
 
 
+def without_secrets(session: dict[str, Any]) -> dict[str, Any]:
+    """``session`` as a client may see it: MCP servers' ``headers`` (credentials the
+    server read from its environment) left out."""
+    tools = session.get("tools")
+    if not isinstance(tools, list) or not any(
+        isinstance(tool, dict) and "headers" in tool for tool in tools
+    ):
+        return session
+    shown = [
+        {k: v for k, v in tool.items() if k != "headers"} if isinstance(tool, dict) else tool
+        for tool in tools
+    ]
+    return {**session, "tools": shown}
+
+
 TurnDetection: TypeAlias = Literal["server_vad", "semantic_vad", "none"]
 Eagerness: TypeAlias = Literal["low", "medium", "high", "auto"]
 NoiseReduction: TypeAlias = Literal["near_field", "far_field", "none"]

@@ -35,7 +35,7 @@ from pydantic import with_config
 from typing_extensions import TypedDict
 
 from rt_server.errors import ClientError, ErrorCode
-from rt_server.profile import lock_path
+from rt_server.profile import lock_path, without_secrets
 from rt_server.protocol import STRICT, ClientProtocol
 from rt_server.translate import (
     _INTERNAL,
@@ -435,8 +435,9 @@ class GatewayTranslator(Translator):
     def visible_session(self, session: Mapping[str, Any]) -> dict[str, Any]:
         tools = session.get("tools")
         if not self._hidden_tools or not isinstance(tools, list):
-            return dict(session)
-        return {**session, "tools": [t for t in tools if t.get("name") not in self._hidden_tools]}
+            return without_secrets(dict(session))
+        shown = [t for t in tools if t.get("name") not in self._hidden_tools]
+        return without_secrets({**session, "tools": shown})
 
     def _track_format(self, session: Mapping[str, Any]) -> None:
         """Follow the input audio format the client chose (audio is counted in it)."""

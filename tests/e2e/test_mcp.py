@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 from mcp.server.fastmcp import FastMCP
 from openai.types.realtime.realtime_tools_config_union_param import Mcp
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,7 +27,16 @@ from tests.conftest import API_KEY, openai_settings
 from tests.e2e.gateway.conftest import LIMITS, TOKEN, sdk, text_turn, until_event
 from tests.e2e.records.conftest import ADMIN, records_server, with_records
 from tests.e2e.records.test_records import conversations, detail
-from tests.support.harness import Frame, client, connected, is_type, send_json, text_of, until
+from tests.support.harness import (
+    Frame,
+    client,
+    connected,
+    is_type,
+    running_server,
+    send_json,
+    text_of,
+    until,
+)
 
 
 @dataclass
@@ -165,3 +176,39 @@ async def test_a_gateway_client_on_the_sdk_gets_the_mcp_events(tmp_path: Path) -
             talk = await detail(live, summary["id"])
     [recorded] = talk["tool_calls"]
     assert (recorded["server_label"], recorded["output"]) == ("orders", "order 7 has shipped")
+
+
+async def test_the_profiles_mcp_credentials_never_reach_a_client(tmp_path: Path) -> None:
+    async with (
+        mcp_server() as (url, headers),
+        run_emulator(EmulatorConfig(api_key=API_KEY)) as emulator,
+    ):
+        profiles = tmp_path / "profiles.toml"
+        profiles.write_text(PROFILE_FILE.format(url=url))
+        env = {
+            "BACKEND": "openai",
+            "OPENAI_API_KEY": API_KEY,
+            "OPENAI_BASE_URL": f"{emulator.http_url}/v1",
+            "PROFILE_FILE": str(profiles),
+            "ORDERS_MCP_AUTH": "Bearer from-the-environment",
+            "CLIENT_TOKENS": TOKEN,
+            "RECORDS": "off",
+        }
+        settings = replace(Settings.from_env(env), limits=LIMITS)
+        async with running_server(settings) as server:
+            async with (
+                sdk(server.http_url) as openai,
+                openai.realtime.connect(model="gpt-realtime") as connection,
+            ):
+                seen = await until_event(connection, ["mcp_list_tools.completed"])
+            async with httpx.AsyncClient() as http:
+                minted = await http.post(
+                    f"{server.http_url}/api/session",
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                )
+    assert minted.status_code == 200, minted.text
+    sessions = [e["session"] for e in seen.events if "session" in e]
+    assert sessions and [t["server_label"] for t in sessions[-1]["tools"]] == ["orders"]
+    for text in [orjson.dumps(seen.events).decode(), minted.text]:
+        assert "from-the-environment" not in text
+    assert headers.seen[0]["authorization"] == "Bearer from-the-environment"  # it was used
