@@ -515,6 +515,9 @@ class Translator:
                 return Outbox(client=self.render_text_delta(text_id, event["delta"]))
             case "response.output_text.done" | "response.output_audio_transcript.done":
                 return self._text_done(event)
+            case "input_audio_buffer.speech_started" if not self.profile.interrupt_response:
+                # The service lets the reply play on over the user: so does the client.
+                return Outbox(notes=[Note("speech_started", {})])
             case "input_audio_buffer.speech_started":
                 out = Outbox(
                     client=self.render_speech_started(), notes=[Note("speech_started", {})]

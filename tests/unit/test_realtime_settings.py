@@ -70,3 +70,16 @@ def test_timeout_triggered_and_mcp_events_reach_the_client_and_the_notes() -> No
     listed = {"type": "mcp_list_tools", "server_label": "docs", "tools": [{"name": "find"}]}
     out = t.backend_event({"type": "conversation.item.done", "item": listed}, 0.0)
     assert out.notes[0].data == {"server_label": "docs", "tools": ["find"]}
+
+
+def test_without_interrupt_response_the_reply_plays_on_over_the_user() -> None:
+    for interrupts in (True, False):
+        t = RealtimeTranslator(Profile(interrupt_response=interrupts))
+        t.backend_event({"type": "response.created"}, 0.0)
+        delta = {"type": "response.output_audio.delta", "item_id": "a", "delta": "AAAA"}
+        t.backend_event(delta, 0.0)
+        out = t.backend_event({"type": "input_audio_buffer.speech_started"}, 0.01)
+        assert [n.kind for n in out.notes][0] == "speech_started"
+        assert bool(out.client) is interrupts
+        truncates = [e for e in out.backend if e["type"] == "conversation.item.truncate"]
+        assert bool(truncates) is interrupts
