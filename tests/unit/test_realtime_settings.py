@@ -79,7 +79,7 @@ def test_without_interrupt_response_the_reply_plays_on_over_the_user() -> None:
         delta = {"type": "response.output_audio.delta", "item_id": "a", "delta": "AAAA"}
         t.backend_event(delta, 0.0)
         out = t.backend_event({"type": "input_audio_buffer.speech_started"}, 0.01)
-        assert [n.kind for n in out.notes][0] == "speech_started"
+        assert out.notes[0].kind == "speech_started"
         assert bool(out.client) is interrupts
         truncates = [e for e in out.backend if e["type"] == "conversation.item.truncate"]
         assert bool(truncates) is interrupts
