@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 from websockets.asyncio.client import ClientConnection
 
+from rt_server.config import Limits
 from rt_server.emulator import EmulatorConfig, RunningEmulator, run_emulator
 from rt_server.emulator.config import Rule
 from rt_server.emulator.config import ToolCall as ScriptedCall
@@ -77,14 +78,17 @@ async def test_the_whole_session_reaches_the_emulator(emulator: RunningEmulator)
 async def test_the_idle_timeout_reaches_the_client_and_the_assistant_asks(
     emulator: RunningEmulator,
 ) -> None:
-    settings = openai_settings(emulator.http_url, profile=Profile(idle_timeout_ms=1000))
+    fast = Limits(backend_connect_timeout=5.0, max_audio_realtime_factor=1000.0)
+    settings = openai_settings(
+        emulator.http_url, profile=Profile(idle_timeout_ms=1000), limits=fast
+    )
     async with running_server(settings) as server, client(server.ws_url) as ws:
         await connected(ws)
         await stream(ws, silence(900))
         await send_json(ws, {"type": "user_message", "text": "not yet"})
         _, before = await until(ws, is_type("control", "text_done"))
         assert not [f for f in before if is_type("control", "timeout_triggered")(f)]
-        await stream(ws, silence(1200))  # counted from the end of that reply
+        await stream(ws, silence(1500))  # counted from the end of that reply
         _, before = await until(ws, is_type("control", "timeout_triggered"))
         _, reply = await until(ws, is_type("control", "text_done"))
     assert "Are you still there?" in text_of(reply)
