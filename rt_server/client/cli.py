@@ -65,6 +65,7 @@ class Display:
             "shutting_down": "the server is shutting down",
             "tool_call": f"calling tool {name}",
             "tool_done": f"tool {name} done",
+            "timeout_triggered": "you were silent for a while",
         }
         if action in notes and (self.voice or action != "speech_started"):
             self.note(notes[action])
