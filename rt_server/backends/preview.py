@@ -126,17 +126,18 @@ def to_beta(event: BackendEvent, temperature: float | None = None) -> BackendEve
             return event
 
 
-def beta_session(session: dict[str, Any]) -> dict[str, Any]:
-    """The flat beta ``session`` equivalent to a nested GA one; what beta cannot say is
-    left out (:func:`lost_fields` names it)."""
+def beta_session(session: dict[str, Any], *, only_beta: bool = False) -> dict[str, Any]:
+    """The flat beta ``session`` equivalent to a nested GA one. What beta has no form for
+    (MCP tools, the object ``tool_choice``, a custom voice, ``idle_timeout_ms``) is passed
+    on for the service to judge, or with ``only_beta`` left out (:func:`lost_fields`)."""
     audio = session.get("audio", {})
     audio_in, audio_out = audio.get("input", {}), audio.get("output", {})
     beta: dict[str, Any] = {
-        key: session[key] for key in ("instructions", "tracing") if key in session
+        key: session[key] for key in ("instructions", "tracing", "tools") if key in session
     }
-    if "tools" in session:  # beta has function tools only (no MCP servers)
+    if only_beta and "tools" in session:  # beta has function tools only
         beta["tools"] = [tool for tool in session["tools"] if tool.get("type") == "function"]
-    if isinstance(session.get("tool_choice"), str):  # not the GA object form
+    if "tool_choice" in session and not (only_beta and not isinstance(session["tool_choice"], str)):
         beta["tool_choice"] = session["tool_choice"]
     if "output_modalities" in session:
         beta["modalities"] = _modalities(session["output_modalities"])
@@ -146,14 +147,14 @@ def beta_session(session: dict[str, Any]) -> dict[str, Any]:
         beta["input_audio_format"] = _BETA_FORMATS[audio_in["format"]["type"]]
     if "format" in audio_out:
         beta["output_audio_format"] = _BETA_FORMATS[audio_out["format"]["type"]]
-    if isinstance(audio_out.get("voice"), str):  # not a custom voice ({"id": ...})
+    if "voice" in audio_out and not (only_beta and not isinstance(audio_out["voice"], str)):
         beta["voice"] = audio_out["voice"]
     for beta_key, ga_key in (*_AUDIO_IN.items(), *_AUDIO_OUT.items()):
         side = audio_in if beta_key in _AUDIO_IN else audio_out
         if ga_key in side and beta_key not in beta and beta_key != "voice":
             beta[beta_key] = side[ga_key]
     turn = audio_in.get("turn_detection")
-    if isinstance(turn, dict):  # beta's turn detection has no idle timeout
+    if only_beta and isinstance(turn, dict):  # beta's turn detection has no idle timeout
         beta["turn_detection"] = {k: v for k, v in turn.items() if k != "idle_timeout_ms"}
     return beta
 
@@ -162,7 +163,7 @@ def lost_fields(session: dict[str, Any]) -> list[str]:
     """The dotted paths of a GA session that the preview path cannot take: what does not
     come back when the session goes to the beta shape and back."""
     sent = dict(_leaves(session))
-    back = dict(_leaves(ga_session(beta_session(session))))
+    back = dict(_leaves(ga_session(beta_session(session, only_beta=True))))
     return [path for path, value in sent.items() if back.get(path, _MISSING) != value]
 
 

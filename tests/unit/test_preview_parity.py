@@ -117,9 +117,14 @@ def test_what_beta_cannot_say_is_named() -> None:
         "tools[0]",
         "truncation",
     ]
-    beta = beta_session(session)
+    beta = beta_session(session, only_beta=True)
     assert "idle_timeout_ms" not in beta["turn_detection"] and beta["tools"] == []
     assert "voice" not in beta and "tool_choice" not in beta and "truncation" not in beta
+    # A gateway client's session: what beta has no form for is the service's to refuse.
+    passed = beta_session(session)
+    assert passed["tools"] == session["tools"] and passed["voice"] == {"id": "voice_custom"}
+    assert passed["tool_choice"] == {"type": "function", "name": "clock"}
+    assert passed["turn_detection"]["idle_timeout_ms"] == 6000
 
 
 def _env(tmp_path: Path, profile_file: str) -> dict[str, str]:
