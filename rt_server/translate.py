@@ -26,6 +26,7 @@ from loguru import logger
 from pydantic import TypeAdapter
 
 from rt_server.config import Limits
+from rt_server.context import Context, message
 from rt_server.errors import BackendError, ClientError, ErrorCode
 from rt_server.profile import Profile
 from rt_server.protocol import ClientProtocol
@@ -139,14 +140,6 @@ class CallConfig:
 
 
 @dataclass(slots=True)
-class Turn:
-    """One finished turn of the conversation, kept to restore it on a new backend."""
-
-    role: Literal["user", "assistant"]
-    text: str
-
-
-@dataclass(slots=True)
 class Playback:
     """The assistant audio item the client is playing, and how much of it it has."""
 
@@ -232,7 +225,8 @@ class Translator:
     responding: bool = False
     playback: Playback | None = None
     truncated: set[str] = field(default_factory=set)
-    history: list[Turn] = field(default_factory=list)
+    #: The conversation's items, in order: what a new backend session is given.
+    history: Context = field(default_factory=Context)
     pending_calls: set[str] = field(default_factory=set)
     #: Tools an operator declared (``/logs``): the model may call them, the operator
     #: answers; the session does not run them.
@@ -283,14 +277,9 @@ class Translator:
         return {"type": "session.update", "session": session}
 
     def restore(self) -> list[BackendEvent]:
-        """Events that (re)build this conversation on a fresh backend session."""
-        events = [self.session_update()]
-        for turn in self.history:
-            kind = "input_text" if turn.role == "user" else "output_text"
-            content = [{"type": kind, "text": turn.text}]
-            item = {"type": "message", "role": turn.role, "content": content}
-            events.append({"type": "conversation.item.create", "item": item})
-        return events
+        """Events that (re)build this conversation on a fresh backend session: its
+        configuration, then every message, function call and output, in order."""
+        return [self.session_update(), *self.history.restore()]
 
     def welcome(self) -> list[BackendEvent]:
         """A response in which the assistant speaks first, if the profile asks for one."""
@@ -365,14 +354,9 @@ class Translator:
                 f"{rate.bytes_per_second:g} bytes a second",
                 retry_after=round(wait, 3),
             )
-        self.history.append(Turn("user", text))
-        item = {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": text}],
-        }
+        self.history.user_text(text)
         out = Outbox(
-            backend=[{"type": "conversation.item.create", "item": item}],
+            backend=[{"type": "conversation.item.create", "item": message("user", text)}],
             notes=[Note("user_text", {"text": text})],
         )
         self._request_reply(out)
@@ -398,6 +382,7 @@ class Translator:
         if instructions is not None:
             self.reply_instructions = instructions
         item = {"type": "function_call_output", "call_id": call.call_id, "output": output}
+        self.history.function_output(call.call_id, output)
         out = Outbox(
             backend=[{"type": "conversation.item.create", "item": item}],
             client=self.render_tool(call.name, done=True),
@@ -431,6 +416,7 @@ class Translator:
         self.pending_calls.discard(call_id)
         name = self.operator_calls.pop(call_id, "")
         item = {"type": "function_call_output", "call_id": call_id, "output": output}
+        self.history.function_output(call_id, output)
         out = Outbox(
             backend=[{"type": "conversation.item.create", "item": item}],
             notes=[Note("tool_result", {"name": name, "call_id": call_id, "output": output})],
@@ -469,7 +455,7 @@ class Translator:
         out = out if out is not None else Outbox()
         for item_id, parts in self._unfinished.values():
             if text := "".join(parts):
-                self.history.append(Turn("assistant", text))
+                self.history.assistant_text(text, item_id)
                 out.notes.append(
                     Note("assistant_text", {"item_id": item_id, "text": text, "cut": True})
                 )
@@ -511,7 +497,7 @@ class Translator:
                 return out
             case "conversation.item.input_audio_transcription.completed":
                 text = event.get("transcript", "")
-                self.history.append(Turn("user", text))
+                self.history.transcript(event["item_id"], text)
                 return Outbox(
                     client=self.render_transcription(event["item_id"], text),
                     notes=[Note("user_transcript", {"item_id": event["item_id"], "text": text})],
@@ -519,10 +505,12 @@ class Translator:
             case "response.created":
                 self.responding = True
                 return Outbox()
-            case "input_audio_buffer.committed" if self.reply_on_commit:
-                self.reply_on_commit = False
+            case "input_audio_buffer.committed":
+                self.history.user_audio(event["item_id"])
                 out = Outbox()
-                self._request_reply(out)
+                if self.reply_on_commit:
+                    self.reply_on_commit = False
+                    self._request_reply(out)
                 return out
             case "response.done":
                 return self._response_done(event)
@@ -573,7 +561,7 @@ class Translator:
         self._unfinished.pop(_text_id(event), None)
         out = Outbox(client=self.render_text_done(_text_id(event)))
         if text:
-            self.history.append(Turn("assistant", text))
+            self.history.assistant_text(text, event["item_id"])
             out.notes.append(Note("assistant_text", {"item_id": event["item_id"], "text": text}))
         return out
 
@@ -588,6 +576,7 @@ class Translator:
             for item in response.get("output") or []:
                 if item.get("type") == "function_call":
                     call = ToolCall(item["call_id"], item["name"], item.get("arguments") or "{}")
+                    self.history.function_call(call.call_id, call.name, call.arguments)
                     self.pending_calls.add(call.call_id)
                     if self._operator_tool(call.name):  # the operator answers it
                         self.operator_calls[call.call_id] = call.name
@@ -629,6 +618,7 @@ class Translator:
         self.truncated.add(playing.item_id)
         if heard >= playing.ms_sent and not self.responding:
             return  # the client heard all of a finished reply: nothing to cut
+        self.history.truncated(playing.item_id, int(heard), round(playing.ms_sent))
         out.backend.append(
             {
                 "type": "conversation.item.truncate",

@@ -6,10 +6,11 @@ import base64
 
 import pytest
 
+from rt_server.context import message
 from rt_server.dialects.realtime import RealtimeTranslator
 from rt_server.errors import BackendError, ClientError
 from rt_server.profile import Profile
-from rt_server.translate import Outbox, Turn
+from rt_server.translate import Outbox
 
 
 def audio_delta(item: str, pcm: bytes) -> dict[str, object]:
@@ -162,7 +163,7 @@ def test_text_and_transcript_deltas_share_one_id_per_content_part() -> None:
     done = {"type": "response.output_audio_transcript.done", "item_id": "it", "content_index": 1}
     out = t.backend_event({**done, "transcript": "Hi there"}, 0.0)
     assert out.client == [{"type": "control", "action": "text_done", "id": "it-1"}]
-    assert t.history == [Turn("assistant", "Hi there")]
+    assert t.history.items == [message("assistant", "Hi there")]
 
 
 def test_transcription_names_the_input_item() -> None:
@@ -176,7 +177,7 @@ def test_transcription_names_the_input_item() -> None:
     assert t.backend_event(event, 0.0).client == [
         {"type": "transcription", "id": "in1", "text": "what time is it"}
     ]
-    assert t.history == [Turn("user", "what time is it")]
+    assert t.history.items == [message("user", "what time is it")]
 
 
 def test_audio_deltas_become_binary_frames() -> None:
