@@ -26,10 +26,11 @@ export namespace Realtime {
     message: string;
     retry_after?: number;
   }
-  /** Server: a session event; ``connected`` carries the greeting, ``text_done`` an id. */
+  /** Server: a session event; ``connected`` carries the greeting, ``text_done`` an id;
+``interrupted`` answers an ``interrupt``, after the cut parts' ``text_done``. */
   export interface ServerControl {
     type: "control";
-    action: "connected" | "speech_started" | "text_done" | "shutting_down" | "tool_call" | "tool_done";
+    action: "connected" | "speech_started" | "text_done" | "interrupted" | "shutting_down" | "tool_call" | "tool_done";
     greeting?: string;
     id?: string;
     name?: string;
@@ -55,12 +56,18 @@ export namespace Conversation {
     type: "audio";
     audio: string;
   }
+  /** Client: stop the reply now (as on ``/realtime``); answered by ``response_done``
+(``cancelled``, when one was running), then ``interrupted``. */
+  export interface InterruptInput {
+    type: "control";
+    action: "interrupt";
+  }
   /** Client: a typed user turn. */
   export interface TextInput {
     type: "text";
     text: string;
   }
-  export type ClientMessage = TextInput | AudioInput;
+  export type ClientMessage = TextInput | AudioInput | InterruptInput;
   /** Server: base64 PCM16 24 kHz reply audio. */
   export interface AudioDelta {
     type: "audio_delta";
@@ -83,6 +90,11 @@ export namespace Conversation {
     message: string;
     retry_after?: number;
   }
+  /** Server: the client's ``interrupt`` took effect (after the cut reply's ``response_done``). */
+  export interface Interrupted {
+    type: "control";
+    action: "interrupted";
+  }
   /** Server: the assistant finished (or was interrupted: ``status``); ``message`` for
 people, e.g. "AI response completed". */
   export interface ResponseDone {
@@ -100,7 +112,7 @@ Realtime API"). */
   export interface SpeechStarted {
     type: "speech_started";
   }
-  export type ServerMessage = SessionReady | AudioDelta | ConversationTextDelta | ConversationTranscription | SpeechStarted | ResponseDone | ErrorMessage;
+  export type ServerMessage = SessionReady | AudioDelta | ConversationTextDelta | ConversationTranscription | SpeechStarted | ResponseDone | Interrupted | ErrorMessage;
 }
 
 export namespace Twilio {

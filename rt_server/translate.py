@@ -240,6 +240,10 @@ class Translator:
     #: Assistant text sent to the client and not yet done, by text id: recorded as a cut
     #: turn if the reply ends without its ``done`` (barge-in, interrupt, shutdown, a drop).
     _unfinished: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    #: Text parts an ``interrupt`` ended (their late deltas are dropped), and whether the
+    #: cancelled response's done was told the client already.
+    _cut_texts: set[str] = field(default_factory=set)
+    _done_told: bool = False
 
     #: Client audio: PCM16 mono 24 kHz.
     audio_format: dict[str, Any] = field(
@@ -368,11 +372,23 @@ class Translator:
         return Outbox(backend=[*self._release_audio(), {"type": "input_audio_buffer.commit"}])
 
     def interrupt(self, now: float) -> Outbox:
-        """Stop the reply the client is hearing, as if the user had started speaking."""
-        out = Outbox(client=self.render_interrupted())
-        if self.responding:
+        """Stop the reply the client is hearing, as if the user had started speaking; the
+        client is told at once: each cut text part's done (its response's, in a dialect
+        that has one), then that the interrupt took effect. The cut parts' late deltas
+        are dropped."""
+        out = Outbox()
+        cancelled = self.responding
+        if cancelled:
             out.backend.append({"type": "response.cancel", "event_id": self._event_id()})
         self._truncate(now, out)
+        for text_id in self._unfinished:
+            self._cut_texts.add(text_id)
+            out.client.extend(self.render_text_done(text_id))
+        self.cut_short(out)
+        if cancelled:
+            self._done_told = True  # the cancelled response's own done is not told again
+            out.client.extend(self.render_response_done("cancelled"))
+        out.client.extend(self.render_interrupted())
         return out
 
     def tool_result(self, call: ToolCall, output: str, instructions: str | None = None) -> Outbox:
@@ -484,6 +500,8 @@ class Translator:
                 return self._audio_delta(event, now)
             case "response.output_text.delta" | "response.output_audio_transcript.delta":
                 text_id = _text_id(event)
+                if text_id in self._cut_texts:
+                    return Outbox()
                 parts = self._unfinished.setdefault(text_id, (event["item_id"], []))[1]
                 parts.append(event["delta"])
                 return Outbox(client=self.render_text_delta(text_id, event["delta"]))
@@ -557,6 +575,9 @@ class Translator:
         return playing
 
     def _text_done(self, event: BackendEvent) -> Outbox:
+        if _text_id(event) in self._cut_texts:
+            self._cut_texts.discard(_text_id(event))
+            return Outbox()  # told, and recorded, at the interrupt
         text = event.get("text") or event.get("transcript") or ""
         self._unfinished.pop(_text_id(event), None)
         out = Outbox(client=self.render_text_done(_text_id(event)))
@@ -568,7 +589,10 @@ class Translator:
     def _response_done(self, event: BackendEvent) -> Outbox:
         self.responding = False
         response = event.get("response") or {}
-        out = Outbox(client=self.render_response_done(str(response.get("status", ""))))
+        told, self._done_told, self._cut_texts = self._done_told, False, set()
+        out = Outbox(
+            client=[] if told else self.render_response_done(str(response.get("status", "")))
+        )
         self.cut_short(out)  # cancelled, or cut by the output cap, before its text was done
         if usage := response.get("usage"):
             out.notes.append(Note("usage", usage))

@@ -50,6 +50,7 @@ ServerAction: TypeAlias = Literal[
     "connected",
     "speech_started",
     "text_done",
+    "interrupted",
     "shutting_down",
     "tool_call",
     "tool_done",
@@ -57,7 +58,8 @@ ServerAction: TypeAlias = Literal[
 
 
 class ServerControl(TypedDict):
-    """Server: a session event; ``connected`` carries the greeting, ``text_done`` an id."""
+    """Server: a session event; ``connected`` carries the greeting, ``text_done`` an id;
+    ``interrupted`` answers an ``interrupt``, after the cut parts' ``text_done``."""
 
     type: Literal["control"]
     action: ServerAction
@@ -121,6 +123,9 @@ class RealtimeTranslator(Translator):
 
     def render_speech_started(self) -> list[ClientFrame]:
         return [ServerControl(type="control", action="speech_started")]
+
+    def render_interrupted(self) -> list[ClientFrame]:
+        return [ServerControl(type="control", action="interrupted")]
 
     def render_transcription(self, item_id: str, text: str) -> list[ClientFrame]:
         return [Transcription(type="transcription", id=item_id, text=text)]

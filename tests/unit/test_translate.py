@@ -7,6 +7,7 @@ import base64
 import pytest
 
 from rt_server.context import message
+from rt_server.dialects.conversation import ConversationTranslator
 from rt_server.dialects.realtime import RealtimeTranslator
 from rt_server.errors import BackendError, ClientError
 from rt_server.profile import Profile
@@ -271,4 +272,40 @@ def test_restore_replays_the_conversation_after_the_session_config() -> None:
     assert [(e["item"]["role"], e["item"]["content"][0]) for e in events[1:]] == [
         ("user", {"type": "input_text", "text": "my name is Ada"}),
         ("assistant", {"type": "output_text", "text": "Hello Ada"}),
+    ]
+
+
+def test_interrupt_is_answered_by_the_cut_parts_done_then_interrupted() -> None:
+    t = RealtimeTranslator(Profile())
+    t.backend_event({"type": "response.created"}, 0.0)
+    delta = {"type": "response.output_audio_transcript.delta", "item_id": "a1", "content_index": 0}
+    t.backend_event({**delta, "delta": "Once upon "}, 0.0)
+    t.backend_event(audio_delta("a1", bytes(48 * 1000)), 0.0)
+    out = t.client_text('{"type": "control", "action": "interrupt"}', 0.5)
+    assert out.client == [
+        {"type": "control", "action": "text_done", "id": "a1-0"},
+        {"type": "control", "action": "interrupted"},
+    ]
+    [cut] = [note for note in out.notes if note.kind == "assistant_text"]
+    assert cut.data == {"item_id": "a1", "text": "Once upon ", "cut": True}
+    # What the backend still sends of the cut part is not passed on, nor told twice.
+    assert t.backend_event({**delta, "delta": "a time"}, 0.6).client == []
+    done = {"type": "response.output_audio_transcript.done", "item_id": "a1", "content_index": 0}
+    assert t.backend_event({**done, "transcript": "Once upon a time"}, 0.6).client == []
+    assert t.backend_event({"type": "response.done", "response": {}}, 0.7).client == []
+
+
+def test_interrupt_on_the_conversation_dialect_ends_with_response_done() -> None:
+    t = ConversationTranslator(Profile())
+    t.backend_event({"type": "response.created"}, 0.0)
+    out = t.client_text('{"type": "control", "action": "interrupt"}', 0.5)
+    assert out.client == [
+        {"type": "response_done", "status": "cancelled", "message": "AI response cancelled"},
+        {"type": "control", "action": "interrupted"},
+    ]
+    done = {"type": "response.done", "response": {"status": "cancelled"}}
+    assert t.backend_event(done, 0.6).client == []
+    # Nothing playing and nothing running: only the answer.
+    assert t.client_text('{"type": "control", "action": "interrupt"}', 1.0).client == [
+        {"type": "control", "action": "interrupted"}
     ]
