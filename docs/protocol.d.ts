@@ -22,7 +22,7 @@ export namespace Realtime {
   /** Server: something went wrong; the session goes on unless a close follows. */
   export interface ErrorMessage {
     type: "error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "transcription_failed" | "internal_error";
     message: string;
     retry_after?: number;
   }
@@ -41,11 +41,13 @@ export namespace Realtime {
     id: string;
     delta: string;
   }
-  /** Server: what the user said, once the input audio item is transcribed. */
+  /** Server: what the user said, once the input audio item is transcribed; before that,
+with ``partial``, the transcript so far (each replaces the last). */
   export interface Transcription {
     type: "transcription";
     id: string;
     text: string;
+    partial?: true;
   }
   export type ServerMessage = ServerControl | Transcription | TextDelta | ErrorMessage;
 }
@@ -78,15 +80,16 @@ export namespace Conversation {
     type: "text_delta";
     text: string;
   }
-  /** Server: what the user said. */
+  /** Server: what the user said; with ``partial``, the transcript so far. */
   export interface ConversationTranscription {
     type: "transcription";
     text: string;
+    partial?: true;
   }
   /** Server: something went wrong; the session goes on unless a close follows. */
   export interface ErrorMessage {
     type: "error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "transcription_failed" | "internal_error";
     message: string;
     retry_after?: number;
   }
@@ -247,7 +250,7 @@ export namespace Gateway {
   /** What went wrong: ``param`` names the field, ``event_id`` the client event refused. */
   export interface ErrorDetail {
     type: "invalid_request_error" | "server_error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "transcription_failed" | "internal_error";
     message: string;
     param: string | null;
     event_id: string | null;

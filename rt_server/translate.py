@@ -244,6 +244,8 @@ class Translator:
     #: cancelled response's done was told the client already.
     _cut_texts: set[str] = field(default_factory=set)
     _done_told: bool = False
+    #: The transcript so far of spoken turns being transcribed, by input item id.
+    _partials: dict[str, str] = field(default_factory=dict)
 
     #: Client audio: PCM16 mono 24 kHz.
     audio_format: dict[str, Any] = field(
@@ -513,8 +515,13 @@ class Translator:
                 )
                 self._truncate(now, out)
                 return out
+            case "conversation.item.input_audio_transcription.delta":
+                return self._transcript_delta(event)
+            case "conversation.item.input_audio_transcription.failed":
+                return self._transcript_failed(event)
             case "conversation.item.input_audio_transcription.completed":
                 text = event.get("transcript", "")
+                self._partials.pop(event["item_id"], None)
                 self.history.transcript(event["item_id"], text)
                 return Outbox(
                     client=self.render_transcription(event["item_id"], text),
@@ -551,6 +558,23 @@ class Translator:
                 return out
             case _:
                 return self.backend_event(event, now)
+
+    def _transcript_delta(self, event: BackendEvent) -> Outbox:
+        """A piece of what the user is saying: the client gets the transcript so far."""
+        item_id = event["item_id"]
+        if not (delta := event.get("delta")):
+            return Outbox()
+        text = self._partials[item_id] = self._partials.get(item_id, "") + delta
+        return Outbox(client=self.render_transcription(item_id, text, partial=True))
+
+    def _transcript_failed(self, event: BackendEvent) -> Outbox:
+        item_id = event["item_id"]
+        self._partials.pop(item_id, None)
+        self.history.transcript_failed(item_id)
+        reason = (event.get("error") or {}).get("message") or "no reason given"
+        return self.error(
+            "transcription_failed", f"what was said could not be transcribed: {reason}"
+        )
 
     def _audio_delta(self, event: BackendEvent, now: float) -> Outbox:
         if event["item_id"] in self.truncated:
@@ -685,7 +709,9 @@ class Translator:
     def render_interrupted(self) -> list[ClientFrame]:
         return []
 
-    def render_transcription(self, item_id: str, text: str) -> list[ClientFrame]:
+    def render_transcription(
+        self, item_id: str, text: str, *, partial: bool = False
+    ) -> list[ClientFrame]:
         return []
 
     def render_text_delta(self, text_id: str, delta: str) -> list[ClientFrame]:

@@ -71,10 +71,11 @@ class ConversationTextDelta(TypedDict):
 
 
 class ConversationTranscription(TypedDict):
-    """Server: what the user said."""
+    """Server: what the user said; with ``partial``, the transcript so far."""
 
     type: Literal["transcription"]
     text: str
+    partial: NotRequired[Literal[True]]
 
 
 class SpeechStarted(TypedDict):
@@ -140,8 +141,13 @@ class ConversationTranslator(Translator):
     def render_interrupted(self) -> list[ClientFrame]:
         return [Interrupted(type="control", action="interrupted")]
 
-    def render_transcription(self, item_id: str, text: str) -> list[ClientFrame]:
-        return [ConversationTranscription(type="transcription", text=text)]
+    def render_transcription(
+        self, item_id: str, text: str, *, partial: bool = False
+    ) -> list[ClientFrame]:
+        message = ConversationTranscription(type="transcription", text=text)
+        if partial:
+            message["partial"] = True
+        return [message]
 
     def render_text_delta(self, text_id: str, delta: str) -> list[ClientFrame]:
         return [ConversationTextDelta(type="text_delta", text=delta)]

@@ -69,11 +69,13 @@ class ServerControl(TypedDict):
 
 
 class Transcription(TypedDict):
-    """Server: what the user said, once the input audio item is transcribed."""
+    """Server: what the user said, once the input audio item is transcribed; before that,
+    with ``partial``, the transcript so far (each replaces the last)."""
 
     type: Literal["transcription"]
     id: str
     text: str
+    partial: NotRequired[Literal[True]]
 
 
 class TextDelta(TypedDict):
@@ -127,8 +129,13 @@ class RealtimeTranslator(Translator):
     def render_interrupted(self) -> list[ClientFrame]:
         return [ServerControl(type="control", action="interrupted")]
 
-    def render_transcription(self, item_id: str, text: str) -> list[ClientFrame]:
-        return [Transcription(type="transcription", id=item_id, text=text)]
+    def render_transcription(
+        self, item_id: str, text: str, *, partial: bool = False
+    ) -> list[ClientFrame]:
+        message = Transcription(type="transcription", id=item_id, text=text)
+        if partial:
+            message["partial"] = True
+        return [message]
 
     def render_text_delta(self, text_id: str, delta: str) -> list[ClientFrame]:
         return [TextDelta(type="text_delta", id=text_id, delta=delta)]

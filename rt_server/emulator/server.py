@@ -385,6 +385,7 @@ async def _serve_realtime(
         beta=route.dialect == "beta",
         now=time.time(),
         session=secret.session if secret else None,
+        fail_transcription=faults.fail_transcription,
     )
     try:
         await Connection(websocket, config, faults, info, conversation).run()

@@ -309,3 +309,24 @@ def test_interrupt_on_the_conversation_dialect_ends_with_response_done() -> None
     assert t.client_text('{"type": "control", "action": "interrupt"}', 1.0).client == [
         {"type": "control", "action": "interrupted"}
     ]
+
+
+def test_transcript_deltas_show_the_transcript_so_far_and_a_failure_is_an_error() -> None:
+    t = RealtimeTranslator(Profile())
+    delta = {"type": "conversation.item.input_audio_transcription.delta", "item_id": "in1"}
+    assert t.backend_event({**delta, "delta": "book"}, 0.0).client == [
+        {"type": "transcription", "id": "in1", "text": "book", "partial": True}
+    ]
+    assert t.backend_event({**delta, "delta": " a table"}, 0.0).client == [
+        {"type": "transcription", "id": "in1", "text": "book a table", "partial": True}
+    ]
+    t.backend_event({"type": "input_audio_buffer.committed", "item_id": "in2"}, 0.0)
+    failed = {
+        "type": "conversation.item.input_audio_transcription.failed",
+        "item_id": "in2",
+        "error": {"message": "unintelligible"},
+    }
+    out = t.backend_event(failed, 0.0)
+    [error] = out.client
+    assert isinstance(error, dict) and error["code"] == "transcription_failed"
+    assert t.restore()[1:] == []  # nothing to restore of either turn yet
