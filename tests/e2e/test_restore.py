@@ -7,11 +7,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from websockets.asyncio.client import ClientConnection
 
 from rt_server.config import Limits
 from rt_server.emulator import EmulatorConfig, RunningEmulator, run_emulator
-from tests.conftest import API_KEY, openai_settings
+from tests.conftest import API_KEY, azure_settings, openai_settings
 from tests.e2e.test_assistant import RULES, tools
 from tests.support.harness import client, connected, is_type, running_server, send_json, until
 
@@ -45,12 +46,16 @@ async def answered(ws: ClientConnection, text: str | None = None) -> None:
     await until(ws, is_type("control", "text_done"))
 
 
-async def test_a_dropped_backend_gets_every_item_back_in_order() -> None:
+@pytest.mark.parametrize("path", ["openai", "azure-preview"])
+async def test_a_dropped_backend_gets_every_item_back_in_order(path: str) -> None:
     async with run_emulator(EmulatorConfig(api_key=API_KEY, rules=RULES)) as emulator:
-        settings = openai_settings(
-            emulator.http_url,
-            limits=Limits(backend_connect_timeout=5.0, max_audio_realtime_factor=1000.0),
-        )
+        limits = Limits(backend_connect_timeout=5.0, max_audio_realtime_factor=1000.0)
+        if path == "openai":
+            settings = openai_settings(emulator.http_url, limits=limits)
+        else:  # the beta protocol: the same items, in their beta shape
+            settings = azure_settings(
+                emulator.http_url, azure_api_version="2025-04-01-preview", limits=limits
+            )
         async with running_server(settings, tools=tools) as server, client(server.ws_url) as ws:
             await connected(ws)
             await answered(ws, "my name is Ada")
