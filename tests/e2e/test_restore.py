@@ -11,10 +11,18 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 from rt_server.config import Limits
-from rt_server.emulator import EmulatorConfig, RunningEmulator, run_emulator
+from rt_server.emulator import EmulatorConfig, Faults, RunningEmulator, run_emulator
 from tests.conftest import API_KEY, azure_settings, openai_settings
 from tests.e2e.test_assistant import RULES, tools
-from tests.support.harness import client, connected, is_type, running_server, send_json, until
+from tests.support.harness import (
+    client,
+    connected,
+    is_type,
+    running_server,
+    send_json,
+    text_of,
+    until,
+)
 
 
 def spoken_turn(ms: int = 600) -> bytes:
@@ -101,3 +109,23 @@ async def close_over_http(emulator: RunningEmulator, connection: str) -> None:
     async with httpx.AsyncClient() as http:
         url = f"{emulator.http_url}/_emulator/connections/{connection}/close?code=1011"
         (await http.post(url)).raise_for_status()
+
+
+async def test_a_reply_the_drop_cut_is_restored_as_far_as_the_client_had_it() -> None:
+    async with run_emulator(EmulatorConfig(api_key=API_KEY)) as emulator:
+        emulator.state.set_faults_once(Faults(close_mid_response=True))
+        settings = openai_settings(emulator.http_url, limits=Limits(backend_connect_timeout=5.0))
+        async with running_server(settings) as server, client(server.ws_url) as ws:
+            await connected(ws)
+            await send_json(ws, {"type": "user_message", "text": "a b c d e f g h i j k l"})
+            error, sent = await until(ws, is_type("error"))
+            assert isinstance(error, dict) and error["code"] == "backend_closed"
+            await until(ws, is_type("error"))  # backend_reconnected
+            [second] = emulator.state.connections
+            after = emulator.state.items(second)
+    heard = text_of(sent)
+    assert heard and "You said: a b c d e f g h i j k l.".startswith(heard)
+    assert context(after) == [
+        ("message", "user", "a b c d e f g h i j k l"),
+        ("message", "assistant", heard),
+    ]
