@@ -193,7 +193,7 @@ export namespace Twilio {
     accountSid?: string;
     callSid?: string;
   }
-  export type ClientMessage = Dtmf | Connected | Start | Media | MarkPlayed | Stop;
+  export type ClientMessage = Connected | Dtmf | Start | Media | MarkPlayed | Stop;
   export interface MarkName {
     name: string;
   }

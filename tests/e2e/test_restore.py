@@ -17,6 +17,7 @@ from tests.e2e.test_assistant import RULES, tools
 from tests.support.harness import (
     client,
     connected,
+    final_transcription,
     is_type,
     running_server,
     send_json,
@@ -71,7 +72,7 @@ async def test_a_dropped_backend_gets_every_item_back_in_order(path: str) -> Non
             audio = spoken_turn()
             for start in range(0, len(audio), 4800):
                 await ws.send(audio[start : start + 4800])
-            await until(ws, is_type("transcription"))
+            await until(ws, final_transcription)
             await answered(ws)
             [first] = emulator.state.connections
             before = await items_over_http(emulator, first)

@@ -14,6 +14,7 @@ from tests.support.harness import (
     Frame,
     client,
     connected,
+    final_transcription,
     is_type,
     running_server,
     send_json,
@@ -21,12 +22,6 @@ from tests.support.harness import (
 )
 
 FAST_AUDIO = Limits(backend_connect_timeout=5.0, max_audio_realtime_factor=1000.0)
-
-
-def final_transcription(frame: Frame) -> bool:
-    return (
-        isinstance(frame, dict) and frame.get("type") == "transcription" and "partial" not in frame
-    )
 
 
 def partials(frames: list[Frame]) -> list[dict[str, Any]]:
