@@ -74,6 +74,8 @@ class Context:
         item = self._replies.get(item_id)
         if item is None:
             self._cuts[item_id] = (heard_ms, sent_ms)  # its text comes when it ends
+            if len(self._cuts) > _KEPT_REPLIES:  # a reply with no text never claims its cut
+                del self._cuts[next(iter(self._cuts))]
             return
         part = item["content"][0]
         part["text"] = heard_words(part["text"], heard_ms, sent_ms)
