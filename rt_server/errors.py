@@ -50,6 +50,7 @@ ErrorCode: TypeAlias = Literal[
     "backend_closed",
     "backend_timeout",
     "backend_reconnected",
+    "transcription_failed",
     # the server itself
     "internal_error",
 ]
