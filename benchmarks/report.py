@@ -148,6 +148,7 @@ def _voice(result: dict[str, Any]) -> str:
                 f"{row['relay_cpu_us_per_frame']:.0f}",
                 f"{row.get('haproxy_cpu_us_per_frame', 0):.0f}",
                 f"{row['rt_server_cpu_s_per_session_minute']:.3f}",
+                _calls(row.get("syscalls_per_frame")),
                 f"{t['cpu_cores']['emulator'] * 100:.0f}%",
                 f"{t['loadgen_cpu_cores'] * 100:.0f}% / {d['loadgen_cpu_cores'] * 100:.0f}%",
                 f"{t['other_cpu_cores'] * 100:.0f}% / {d['other_cpu_cores'] * 100:.0f}%",
@@ -168,6 +169,7 @@ def _voice(result: dict[str, Any]) -> str:
         "relay us / frame",
         "haproxy us / frame",
         "CPU s / session-min",
+        "syscalls / frame rt/ref/relay/hap (sends)",
         "emulator CPU",
         "load gen CPU thr/dir",
         "others' CPU thr/dir",
@@ -186,6 +188,19 @@ def _voice(result: dict[str, Any]) -> str:
         "; above that the machine is saturated without any middle tier. rt_server logged "
         f"{result.get('rt_server_error_lines', 0)} ERROR lines.\n" + _layers(result)
     )
+
+
+def _calls(by_tier: dict[str, dict[str, float] | None] | None) -> str:
+    """System calls per frame of each middle process, sends in brackets (``-``: not counted)."""
+    if not by_tier:
+        return "-"
+    tiers = ("rt_server", "reference", "relay", "haproxy")
+    counts = [by_tier.get(tier) for tier in tiers]
+    every = " / ".join(f"{c['all']:.1f}" if c else "-" for c in counts)
+    sends = " / ".join(
+        f"{c.get('sendto', 0) + c.get('write', 0):.2f}" if c else "-" for c in counts
+    )
+    return f"{every} ({sends})"
 
 
 def _layers(result: dict[str, Any]) -> str:

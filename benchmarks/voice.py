@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from benchmarks import procs, spy
+from benchmarks import procs, spy, syscalls
 from benchmarks.stats import added, percentiles
 from benchmarks.wire import VOICE_WAYS, Socket, Way, open_session, rotated, speaks_realtime
 
@@ -242,6 +242,10 @@ def _collect(results: Any, workers: list[Any], count: int, kind: str, timeout: f
     return got
 
 
+#: The process in the middle of each way, whose system calls are counted.
+_MIDDLE = {"through": "rt_server", "reference": "reference", "relay": "relay", "haproxy": "haproxy"}
+
+
 def run_level(
     way: Way,
     port: int,
@@ -253,7 +257,8 @@ def run_level(
     spy_to: Path | None = None,
     frame_ms: int = FRAME_MS,
 ) -> dict[str, Any]:
-    """N sessions one way: round trips (ms), loss, and CPU of every process involved;
+    """N sessions one way: round trips (ms), loss, and CPU of every process involved, and
+    the system calls of the middle process (:mod:`benchmarks.syscalls`) per frame;
     ``spy_to``: also sample rt_server with py-spy over the measured window, into that file."""
     busy_before_level = procs.wait_quiet(quiet_wait) if quiet_wait else None
     ctx = mp.get_context("spawn")
@@ -278,6 +283,8 @@ def run_level(
         gen_before = sum(procs.cpu_seconds(pid) for pid in loadgen)
         machine_before = procs.busy_cores()
         spying = spy.record(watched["rt_server"].popen.pid, seconds, spy_to) if spy_to else None
+        middle = watched.get(_MIDDLE.get(way, ""))
+        counting = syscalls.count(middle.popen.pid, seconds) if middle else None
         time.sleep(seconds)
         cpu = {name: child.cpu_seconds() - cpu_before[name] for name, child in watched.items()}
         gen_cpu = sum(procs.cpu_seconds(pid) for pid in loadgen) - gen_before
@@ -285,6 +292,7 @@ def run_level(
         done: list[WorkerResult] = _collect(results, started, len(jobs), "done", timeout=30.0)
         if spying is not None:
             spying.wait(30.0)
+        calls = counting.result() if counting is not None else None
         # Work per frame counts everything rt_server did for the level, backlog included.
         total = {name: child.cpu_seconds() - cpu_before[name] for name, child in watched.items()}
     finally:
@@ -309,6 +317,7 @@ def run_level(
         "sender_late_p99_ms": max(r.late_ms.get("p99", 0.0) for r in done),
         "cpu_cores": {name: round(v / seconds, 4) for name, v in cpu.items()},
         "cpu_us_per_frame": per_frame,
+        "syscalls_per_frame": syscalls.per_frame(calls, received),
         "loadgen_cpu_cores": round(gen_cpu / seconds, 4),
         "other_cpu_cores": round(max(0.0, others) / seconds, 4),
         "machine_busy_cores_before": busy_before_level,
@@ -391,6 +400,9 @@ def run(
                         1e6 / (frame_us * 1000 / frame_ms), 1
                     ),
                     "rt_server_cpu_percent_of_core": round(server_cores * 100, 1),
+                    "syscalls_per_frame": {
+                        _MIDDLE[way]: level[way]["syscalls_per_frame"] for way in _MIDDLE
+                    },
                 }
             )
             _print_level(rows[-1])
@@ -437,6 +449,11 @@ def _largest(rows: list[dict[str, Any]], ok: Callable[[dict[str, Any]], bool]) -
     return passing
 
 
+def _calls(row: dict[str, Any]) -> str:
+    counts = row.get("syscalls_per_frame") or {}
+    return "/".join(f"{c['all']:.1f}" if c else "-" for c in counts.values()) or "-"
+
+
 def _print_level(row: dict[str, Any]) -> None:
     t, d, r = row["through"], row["direct"], row["relay"]
     print(
@@ -446,7 +463,7 @@ def _print_level(row: dict[str, Any]) -> None:
         f"({row['relay_cpu_us_per_frame']:.0f} us/frame); rt_server {row['rt_server_cpu_percent_of_core']:.0f}% of a core, "
         f"{row['rt_server_cpu_us_per_frame']:.0f} us/frame, reference relay "
         f"{row['reference_cpu_us_per_frame']:.0f} (x{row['ratio_to_reference']}), haproxy "
-        f"{row['haproxy_cpu_us_per_frame']:.0f}; "
+        f"{row['haproxy_cpu_us_per_frame']:.0f}; syscalls/frame {_calls(row)}; "
         f"lost {t['lost']}/{d['lost']}; other processes {t['other_cpu_cores'] * 100:.0f}%/"
         f"{d['other_cpu_cores'] * 100:.0f}% of a core",
         flush=True,

@@ -24,14 +24,15 @@ answers it. */
   /** Server: something went wrong; the session goes on unless a close follows. */
   export interface ErrorMessage {
     type: "error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "transcription_failed" | "internal_error";
     message: string;
     retry_after?: number;
   }
-  /** Server: a session event; ``connected`` carries the greeting, ``text_done`` an id. */
+  /** Server: a session event; ``connected`` carries the greeting, ``text_done`` an id;
+``interrupted`` answers an ``interrupt``, after the cut parts' ``text_done``. */
   export interface ServerControl {
     type: "control";
-    action: "connected" | "speech_started" | "text_done" | "shutting_down" | "tool_call" | "tool_done" | "timeout_triggered";
+    action: "connected" | "speech_started" | "text_done" | "interrupted" | "shutting_down" | "tool_call" | "tool_done" | "timeout_triggered";
     greeting?: string;
     id?: string;
     name?: string;
@@ -42,11 +43,13 @@ answers it. */
     id: string;
     delta: string;
   }
-  /** Server: what the user said, once the input audio item is transcribed. */
+  /** Server: what the user said, once the input audio item is transcribed; before that,
+with ``partial``, the transcript so far (each replaces the last). */
   export interface Transcription {
     type: "transcription";
     id: string;
     text: string;
+    partial?: true;
   }
   export type ServerMessage = ServerControl | Transcription | TextDelta | ErrorMessage;
 }
@@ -57,12 +60,18 @@ export namespace Conversation {
     type: "audio";
     audio: string;
   }
+  /** Client: stop the reply now (as on ``/realtime``); answered by ``response_done``
+(``cancelled``, when one was running), then ``interrupted``. */
+  export interface InterruptInput {
+    type: "control";
+    action: "interrupt";
+  }
   /** Client: a typed user turn. */
   export interface TextInput {
     type: "text";
     text: string;
   }
-  export type ClientMessage = TextInput | AudioInput;
+  export type ClientMessage = TextInput | AudioInput | InterruptInput;
   /** Server: base64 PCM16 24 kHz reply audio. */
   export interface AudioDelta {
     type: "audio_delta";
@@ -73,17 +82,23 @@ export namespace Conversation {
     type: "text_delta";
     text: string;
   }
-  /** Server: what the user said. */
+  /** Server: what the user said; with ``partial``, the transcript so far. */
   export interface ConversationTranscription {
     type: "transcription";
     text: string;
+    partial?: true;
   }
   /** Server: something went wrong; the session goes on unless a close follows. */
   export interface ErrorMessage {
     type: "error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "transcription_failed" | "internal_error";
     message: string;
     retry_after?: number;
+  }
+  /** Server: the client's ``interrupt`` took effect (after the cut reply's ``response_done``). */
+  export interface Interrupted {
+    type: "control";
+    action: "interrupted";
   }
   /** Server: the assistant finished (or was interrupted: ``status``); ``message`` for
 people, e.g. "AI response completed". */
@@ -102,7 +117,7 @@ Realtime API"). */
   export interface SpeechStarted {
     type: "speech_started";
   }
-  export type ServerMessage = SessionReady | AudioDelta | ConversationTextDelta | ConversationTranscription | SpeechStarted | ResponseDone | ErrorMessage;
+  export type ServerMessage = SessionReady | AudioDelta | ConversationTextDelta | ConversationTranscription | SpeechStarted | ResponseDone | Interrupted | ErrorMessage;
 }
 
 export namespace Twilio {
@@ -180,7 +195,7 @@ export namespace Twilio {
     accountSid?: string;
     callSid?: string;
   }
-  export type ClientMessage = Dtmf | Connected | Start | Media | MarkPlayed | Stop;
+  export type ClientMessage = Connected | Dtmf | Start | Media | MarkPlayed | Stop;
   export interface MarkName {
     name: string;
   }
@@ -237,7 +252,7 @@ export namespace Gateway {
   /** What went wrong: ``param`` names the field, ``event_id`` the client event refused. */
   export interface ErrorDetail {
     type: "invalid_request_error" | "server_error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "transcription_failed" | "internal_error";
     message: string;
     param: string | null;
     event_id: string | null;

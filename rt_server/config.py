@@ -89,6 +89,8 @@ class Settings:
     twilio_account_sid: str | None = None  # with the auth token: POST /make-call
     twilio_phone_number: str | None = None  # the caller id of outbound calls
     twilio_api_url: str = "https://api.twilio.com"
+    phone_frame_ms: int = 40  # reply media frames to Twilio: at least this long
+    dtmf: Literal["text", "ignore"] = "text"  # a caller's key: a user text item, or nothing
     monitor_buffer: int = 1000
     record_audio_dir: str | None = None
     # Conversation records: an async SQLAlchemy URL (None: not recorded; see _records_url).
@@ -156,6 +158,8 @@ class Settings:
             client_secret_seconds=get.integer("CLIENT_SECRET_SECONDS", 600, low=10, high=7200),
             client_secrets_per_minute=get.number("CLIENT_SECRETS_PER_MINUTE", 10.0, low=0.1),
             audio_coalesce_ms=get.integer("AUDIO_COALESCE_MS", 20, low=0, high=200),
+            phone_frame_ms=get.integer("PHONE_FRAME_MS", 40, low=0, high=500),
+            dtmf=get.choice("DTMF", ("text", "ignore"), "text"),
             temperature=_temperature(get),
             sched_slice_us=_slice(get),
         )

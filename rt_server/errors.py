@@ -52,6 +52,7 @@ ErrorCode: TypeAlias = Literal[
     "backend_closed",
     "backend_timeout",
     "backend_reconnected",
+    "transcription_failed",
     # the server itself
     "internal_error",
 ]

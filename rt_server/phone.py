@@ -94,7 +94,13 @@ def mount_phone(app: FastAPI) -> None:
             return
         # A signed Twilio request needs no client token (Twilio cannot send one).
         dialect = find("twilio", runtime.dialects)
-        await serve_session(websocket, dialect, authenticated=bool(token))
+        await serve_session(
+            websocket,
+            dialect,
+            authenticated=bool(token),
+            frame_ms=settings.phone_frame_ms,
+            dtmf=settings.dtmf,
+        )
 
     for method in TWIML_METHODS:
         app.add_api_route(

@@ -361,6 +361,8 @@ class Session:
         self.log.warning("< backend closed: {}", closed.message)
         if attempts == 0:
             raise closed
+        # The lost connection's reply ended where the client has it: part of the restore.
+        self._settle(self.translator.cut_short())
         self._send_error("backend_closed", "the assistant connection dropped; reconnecting")
         for attempt in range(1, attempts + 1):
             await asyncio.sleep(min(0.2 * 2 ** (attempt - 1), 5.0))

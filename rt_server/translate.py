@@ -26,6 +26,7 @@ from loguru import logger
 from pydantic import TypeAdapter
 
 from rt_server.config import Limits
+from rt_server.context import Context, message
 from rt_server.errors import BackendError, ClientError, ErrorCode
 from rt_server.images import DEFAULT_MAX_IMAGE_BYTES, parse_image
 from rt_server.profile import Profile
@@ -144,14 +145,6 @@ class CallConfig:
 
 
 @dataclass(slots=True)
-class Turn:
-    """One finished turn of the conversation, kept to restore it on a new backend."""
-
-    role: Literal["user", "assistant"]
-    text: str
-
-
-@dataclass(slots=True)
 class Playback:
     """The assistant audio item the client is playing, and how much of it it has."""
 
@@ -237,7 +230,8 @@ class Translator:
     responding: bool = False
     playback: Playback | None = None
     truncated: set[str] = field(default_factory=set)
-    history: list[Turn] = field(default_factory=list)
+    #: The conversation's items, in order: what a new backend session is given.
+    history: Context = field(default_factory=Context)
     pending_calls: set[str] = field(default_factory=set)
     #: Tools an operator declared (``/logs``): the model may call them, the operator
     #: answers; the session does not run them.
@@ -251,6 +245,12 @@ class Translator:
     #: Assistant text sent to the client and not yet done, by text id: recorded as a cut
     #: turn if the reply ends without its ``done`` (barge-in, interrupt, shutdown, a drop).
     _unfinished: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    #: Text parts an ``interrupt`` ended (their late deltas are dropped), and whether the
+    #: cancelled response's done was told the client already.
+    _cut_texts: set[str] = field(default_factory=set)
+    _done_told: bool = False
+    #: The transcript so far of spoken turns being transcribed, by input item id.
+    _partials: dict[str, str] = field(default_factory=dict)
 
     #: Client audio: PCM16 mono 24 kHz.
     audio_format: dict[str, Any] = field(
@@ -291,14 +291,9 @@ class Translator:
         return {"type": "session.update", "session": session}
 
     def restore(self) -> list[BackendEvent]:
-        """Events that (re)build this conversation on a fresh backend session."""
-        events = [self.session_update()]
-        for turn in self.history:
-            kind = "input_text" if turn.role == "user" else "output_text"
-            content = [{"type": kind, "text": turn.text}]
-            item = {"type": "message", "role": turn.role, "content": content}
-            events.append({"type": "conversation.item.create", "item": item})
-        return events
+        """Events that (re)build this conversation on a fresh backend session: its
+        configuration, then every message, function call and output, in order."""
+        return [self.session_update(), *self.history.restore()]
 
     def welcome(self) -> list[BackendEvent]:
         """A response in which the assistant speaks first, if the profile asks for one."""
@@ -375,16 +370,15 @@ class Translator:
                 f"{rate.bytes_per_second:g} bytes a second",
                 retry_after=round(wait, 3),
             )
-        if text:
-            self.history.append(Turn("user", text))
-        content: list[dict[str, Any]] = [{"type": "input_text", "text": text}] if text else []
+        content: list[dict[str, Any]] = message("user", text)["content"] if text else []
         data: dict[str, Any] = {"text": text}
         if checked is not None:
             content.append({"type": "input_image", "image_url": checked.url})
             data["image"] = {"type": checked.media_type, "bytes": checked.size}
         item = {"type": "message", "role": "user", "content": content}
+        self.history.user_item(item)
         out = Outbox(
-            backend=[{"type": "conversation.item.create", "item": item}],
+            backend=[{"type": "conversation.item.create", "item": dict(item)}],
             notes=[Note("user_text", data)],
         )
         self._request_reply(out)
@@ -396,11 +390,23 @@ class Translator:
         return Outbox(backend=[*self._release_audio(), {"type": "input_audio_buffer.commit"}])
 
     def interrupt(self, now: float) -> Outbox:
-        """Stop the reply the client is hearing, as if the user had started speaking."""
-        out = Outbox(client=self.render_interrupted())
-        if self.responding:
+        """Stop the reply the client is hearing, as if the user had started speaking; the
+        client is told at once: each cut text part's done (its response's, in a dialect
+        that has one), then that the interrupt took effect. The cut parts' late deltas
+        are dropped."""
+        out = Outbox()
+        cancelled = self.responding
+        if cancelled:
             out.backend.append({"type": "response.cancel", "event_id": self._event_id()})
         self._truncate(now, out)
+        for text_id in self._unfinished:
+            self._cut_texts.add(text_id)
+            out.client.extend(self.render_text_done(text_id))
+        self.cut_short(out)
+        if cancelled:
+            self._done_told = True  # the cancelled response's own done is not told again
+            out.client.extend(self.render_response_done("cancelled"))
+        out.client.extend(self.render_interrupted())
         return out
 
     def tool_result(self, call: ToolCall, output: str, instructions: str | None = None) -> Outbox:
@@ -410,6 +416,7 @@ class Translator:
         if instructions is not None:
             self.reply_instructions = instructions
         item = {"type": "function_call_output", "call_id": call.call_id, "output": output}
+        self.history.function_output(call.call_id, output)
         out = Outbox(
             backend=[{"type": "conversation.item.create", "item": item}],
             client=self.render_tool(call.name, done=True),
@@ -443,6 +450,7 @@ class Translator:
         self.pending_calls.discard(call_id)
         name = self.operator_calls.pop(call_id, "")
         item = {"type": "function_call_output", "call_id": call_id, "output": output}
+        self.history.function_output(call_id, output)
         out = Outbox(
             backend=[{"type": "conversation.item.create", "item": item}],
             notes=[Note("tool_result", {"name": name, "call_id": call_id, "output": output})],
@@ -481,7 +489,7 @@ class Translator:
         out = out if out is not None else Outbox()
         for item_id, parts in self._unfinished.values():
             if text := "".join(parts):
-                self.history.append(Turn("assistant", text))
+                self.history.assistant_text(text, item_id)
                 out.notes.append(
                     Note("assistant_text", {"item_id": item_id, "text": text, "cut": True})
                 )
@@ -510,6 +518,8 @@ class Translator:
                 return self._audio_delta(event, now)
             case "response.output_text.delta" | "response.output_audio_transcript.delta":
                 text_id = _text_id(event)
+                if text_id in self._cut_texts:
+                    return Outbox()
                 parts = self._unfinished.setdefault(text_id, (event["item_id"], []))[1]
                 parts.append(event["delta"])
                 return Outbox(client=self.render_text_delta(text_id, event["delta"]))
@@ -524,9 +534,14 @@ class Translator:
                 )
                 self._truncate(now, out)
                 return out
+            case "conversation.item.input_audio_transcription.delta":
+                return self._transcript_delta(event)
+            case "conversation.item.input_audio_transcription.failed":
+                return self._transcript_failed(event)
             case "conversation.item.input_audio_transcription.completed":
                 text = event.get("transcript", "")
-                self.history.append(Turn("user", text))
+                self._partials.pop(event["item_id"], None)
+                self.history.transcript(event["item_id"], text)
                 return Outbox(
                     client=self.render_transcription(event["item_id"], text),
                     notes=[Note("user_transcript", {"item_id": event["item_id"], "text": text})],
@@ -534,10 +549,12 @@ class Translator:
             case "response.created":
                 self.responding = True
                 return Outbox()
-            case "input_audio_buffer.committed" if self.reply_on_commit:
-                self.reply_on_commit = False
+            case "input_audio_buffer.committed":
+                self.history.user_audio(event["item_id"])
                 out = Outbox()
-                self._request_reply(out)
+                if self.reply_on_commit:
+                    self.reply_on_commit = False
+                    self._request_reply(out)
                 return out
             case "response.done":
                 return self._response_done(event)
@@ -586,6 +603,23 @@ class Translator:
             case _:
                 return self.backend_event(event, now)
 
+    def _transcript_delta(self, event: BackendEvent) -> Outbox:
+        """A piece of what the user is saying: the client gets the transcript so far."""
+        item_id = event["item_id"]
+        if not (delta := event.get("delta")):
+            return Outbox()
+        text = self._partials[item_id] = self._partials.get(item_id, "") + delta
+        return Outbox(client=self.render_transcription(item_id, text, partial=True))
+
+    def _transcript_failed(self, event: BackendEvent) -> Outbox:
+        item_id = event["item_id"]
+        self._partials.pop(item_id, None)
+        self.history.transcript_failed(item_id)
+        reason = (event.get("error") or {}).get("message") or "no reason given"
+        return self.error(
+            "transcription_failed", f"what was said could not be transcribed: {reason}"
+        )
+
     def _audio_delta(self, event: BackendEvent, now: float) -> Outbox:
         if event["item_id"] in self.truncated:
             return Outbox()
@@ -622,18 +656,24 @@ class Translator:
         return Outbox(client=self.render_tool(name, done=True), notes=[Note("mcp_call", data)])
 
     def _text_done(self, event: BackendEvent) -> Outbox:
+        if _text_id(event) in self._cut_texts:
+            self._cut_texts.discard(_text_id(event))
+            return Outbox()  # told, and recorded, at the interrupt
         text = event.get("text") or event.get("transcript") or ""
         self._unfinished.pop(_text_id(event), None)
         out = Outbox(client=self.render_text_done(_text_id(event)))
         if text:
-            self.history.append(Turn("assistant", text))
+            self.history.assistant_text(text, event["item_id"])
             out.notes.append(Note("assistant_text", {"item_id": event["item_id"], "text": text}))
         return out
 
     def _response_done(self, event: BackendEvent) -> Outbox:
         self.responding = False
         response = event.get("response") or {}
-        out = Outbox(client=self.render_response_done(str(response.get("status", ""))))
+        told, self._done_told, self._cut_texts = self._done_told, False, set()
+        out = Outbox(
+            client=[] if told else self.render_response_done(str(response.get("status", "")))
+        )
         self.cut_short(out)  # cancelled, or cut by the output cap, before its text was done
         if usage := response.get("usage"):
             out.notes.append(Note("usage", usage))
@@ -641,6 +681,7 @@ class Translator:
             for item in response.get("output") or []:
                 if item.get("type") == "function_call":
                     call = ToolCall(item["call_id"], item["name"], item.get("arguments") or "{}")
+                    self.history.function_call(call.call_id, call.name, call.arguments)
                     self.pending_calls.add(call.call_id)
                     if self._operator_tool(call.name):  # the operator answers it
                         self.operator_calls[call.call_id] = call.name
@@ -682,6 +723,7 @@ class Translator:
         self.truncated.add(playing.item_id)
         if heard >= playing.ms_sent and not self.responding:
             return  # the client heard all of a finished reply: nothing to cut
+        self.history.truncated(playing.item_id, int(heard), round(playing.ms_sent))
         out.backend.append(
             {
                 "type": "conversation.item.truncate",
@@ -727,7 +769,9 @@ class Translator:
     def render_timeout_triggered(self) -> list[ClientFrame]:
         return []
 
-    def render_transcription(self, item_id: str, text: str) -> list[ClientFrame]:
+    def render_transcription(
+        self, item_id: str, text: str, *, partial: bool = False
+    ) -> list[ClientFrame]:
         return []
 
     def render_text_delta(self, text_id: str, delta: str) -> list[ClientFrame]:

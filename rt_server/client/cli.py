@@ -51,7 +51,7 @@ class Display:
                     self._mid_line = True
                 self.out.write(message["delta"])
                 self.out.flush()
-            case "transcription":
+            case "transcription" if not message.get("partial"):  # captions: the final only
                 if self._mid_line:
                     self._held_user = message["text"]  # do not break the reply's line
                 else:

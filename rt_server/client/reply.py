@@ -86,7 +86,7 @@ class ReplyCollector:
                         self.text_done = True
                 elif action == "speech_started":
                     self.speech_started = True
-            case "transcription":
+            case "transcription" if not message.get("partial"):  # a caption, not the turn
                 text = message["text"]
                 self.user_text = text if self.user_text is None else f"{self.user_text} {text}"
             case "error":

@@ -1,9 +1,10 @@
 """The ``/ws/conversation`` dialect, as used by the research-paper voice assistant design.
 
 Client: ``{"type":"audio","audio":<base64 PCM16 24 kHz>}``, ``{"type":"text","text":...}``
-(binary PCM16 frames work too). Server: ``session_ready`` (``message``), ``audio_delta``
-(base64), ``text_delta`` (``text``), ``transcription``, ``speech_started``,
-``response_done`` (``status`` and ``message``, as the original sends it), ``error``. Only
+(binary PCM16 frames work too), and ``{"type":"control","action":"interrupt"}`` as on
+``/realtime``. Server: ``session_ready`` (``message``), ``audio_delta`` (base64),
+``text_delta`` (``text``), ``transcription``, ``speech_started``, ``response_done``
+(``status`` and ``message``, as the original sends it), ``interrupted``, ``error``. Only
 the client-facing side differs from ``/realtime``; the session, backend, barge-in, tools
 and limits are shared.
 """
@@ -28,6 +29,15 @@ class TextInput(TypedDict):
 
     type: Literal["text"]
     text: Annotated[str, Field(min_length=1)]
+
+
+@with_config(STRICT)
+class InterruptInput(TypedDict):
+    """Client: stop the reply now (as on ``/realtime``); answered by ``response_done``
+    (``cancelled``, when one was running), then ``interrupted``."""
+
+    type: Literal["control"]
+    action: Literal["interrupt"]
 
 
 @with_config(STRICT)
@@ -61,10 +71,11 @@ class ConversationTextDelta(TypedDict):
 
 
 class ConversationTranscription(TypedDict):
-    """Server: what the user said."""
+    """Server: what the user said; with ``partial``, the transcript so far."""
 
     type: Literal["transcription"]
     text: str
+    partial: NotRequired[Literal[True]]
 
 
 class SpeechStarted(TypedDict):
@@ -82,6 +93,13 @@ class ResponseDone(TypedDict):
     message: str
 
 
+class Interrupted(TypedDict):
+    """Server: the client's ``interrupt`` took effect (after the cut reply's ``response_done``)."""
+
+    type: Literal["control"]
+    action: Literal["interrupted"]
+
+
 ConversationServerMessage: TypeAlias = (
     SessionReady
     | AudioDelta
@@ -89,6 +107,7 @@ ConversationServerMessage: TypeAlias = (
     | ConversationTranscription
     | SpeechStarted
     | ResponseDone
+    | Interrupted
     | ErrorMessage
 )
 
@@ -109,14 +128,26 @@ class ConversationTranslator(Translator):
     def on_audio(self, message: AudioInput, now: float) -> Outbox:
         return self.client_audio_b64(message["audio"], now)
 
+    @protocol.handles(InterruptInput)
+    def on_interrupt(self, message: InterruptInput, now: float) -> Outbox:
+        return self.interrupt(now)
+
     def render_connected(self) -> list[ClientFrame]:
         return [SessionReady(type="session_ready", message="Connected to the Realtime API")]
 
     def render_speech_started(self) -> list[ClientFrame]:
         return [SpeechStarted(type="speech_started")]
 
-    def render_transcription(self, item_id: str, text: str) -> list[ClientFrame]:
-        return [ConversationTranscription(type="transcription", text=text)]
+    def render_interrupted(self) -> list[ClientFrame]:
+        return [Interrupted(type="control", action="interrupted")]
+
+    def render_transcription(
+        self, item_id: str, text: str, *, partial: bool = False
+    ) -> list[ClientFrame]:
+        message = ConversationTranscription(type="transcription", text=text)
+        if partial:
+            message["partial"] = True
+        return [message]
 
     def render_text_delta(self, text_id: str, delta: str) -> list[ClientFrame]:
         return [ConversationTextDelta(type="text_delta", text=delta)]

@@ -52,6 +52,7 @@ ServerAction: TypeAlias = Literal[
     "connected",
     "speech_started",
     "text_done",
+    "interrupted",
     "shutting_down",
     "tool_call",
     "tool_done",
@@ -60,7 +61,8 @@ ServerAction: TypeAlias = Literal[
 
 
 class ServerControl(TypedDict):
-    """Server: a session event; ``connected`` carries the greeting, ``text_done`` an id."""
+    """Server: a session event; ``connected`` carries the greeting, ``text_done`` an id;
+    ``interrupted`` answers an ``interrupt``, after the cut parts' ``text_done``."""
 
     type: Literal["control"]
     action: ServerAction
@@ -70,11 +72,13 @@ class ServerControl(TypedDict):
 
 
 class Transcription(TypedDict):
-    """Server: what the user said, once the input audio item is transcribed."""
+    """Server: what the user said, once the input audio item is transcribed; before that,
+    with ``partial``, the transcript so far (each replaces the last)."""
 
     type: Literal["transcription"]
     id: str
     text: str
+    partial: NotRequired[Literal[True]]
 
 
 class TextDelta(TypedDict):
@@ -131,8 +135,16 @@ class RealtimeTranslator(Translator):
     def render_timeout_triggered(self) -> list[ClientFrame]:
         return [ServerControl(type="control", action="timeout_triggered")]
 
-    def render_transcription(self, item_id: str, text: str) -> list[ClientFrame]:
-        return [Transcription(type="transcription", id=item_id, text=text)]
+    def render_interrupted(self) -> list[ClientFrame]:
+        return [ServerControl(type="control", action="interrupted")]
+
+    def render_transcription(
+        self, item_id: str, text: str, *, partial: bool = False
+    ) -> list[ClientFrame]:
+        message = Transcription(type="transcription", id=item_id, text=text)
+        if partial:
+            message["partial"] = True
+        return [message]
 
     def render_text_delta(self, text_id: str, delta: str) -> list[ClientFrame]:
         return [TextDelta(type="text_delta", id=text_id, delta=delta)]

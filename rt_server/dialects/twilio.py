@@ -2,12 +2,16 @@
 
 Twilio sends JSON text frames keyed by ``event``: ``connected``, ``start`` (stream and call
 ids, custom parameters, media format), ``media`` (base64 G.711 mu-law 8 kHz, 20 ms a
-frame), ``mark`` (a mark we placed has been played), ``dtmf`` and ``stop``. We send back
+frame), ``mark`` (a mark we placed has been played), ``dtmf`` (a key: a user text item
+"The caller pressed 1", unless ``DTMF=ignore``) and ``stop``. We send back
 only what a bidirectional stream accepts: ``media``, ``mark`` and ``clear``.
 
 The backend session runs in ``audio/pcmu`` both ways, so audio is never resampled or even
 decoded: a caller's base64 payload becomes ``input_audio_buffer.append`` as it is, and a
-reply delta becomes a ``media`` message as it is, followed by a ``mark``. Twilio echoes
+reply delta becomes a ``media`` message as it is, followed by a ``mark``, except that deltas
+shorter than ``frame_ms`` (``PHONE_FRAME_MS``) after an item's first are joined into frames
+of at least that (short frames make the caller hear jitter); what is held is sent when
+enough has come, the item ends, or the next item begins, and never once it is cut. Twilio echoes
 each mark once it has played everything before it; on barge-in the translator sends
 ``clear`` and truncates the reply at the last acknowledged mark plus the time Twilio's own
 media clock has moved since, never past the next unacknowledged mark.
@@ -29,15 +33,31 @@ from typing import (
     TypeAlias,
 )
 
+import pybase64
 from loguru import logger
 from pydantic import with_config
 from typing_extensions import TypedDict
 
 from rt_server.errors import ClientError
 from rt_server.protocol import STRICT, ClientProtocol
-from rt_server.translate import BackendEvent, ClientFrame, Close, Outbox, Playback, Translator
+from rt_server.translate import (
+    BackendEvent,
+    ClientFrame,
+    Close,
+    Note,
+    Outbox,
+    Playback,
+    Translator,
+)
 
 _HELD_MS = 10_000.0  # reply audio kept for a call whose ``start`` has not arrived yet
+_DTMF_KEYS = frozenset("0123456789*#ABCD")
+
+
+def dtmf_text(digit: str) -> str:
+    """The user turn a DTMF key becomes."""
+    return f"The caller pressed {digit}"
+
 
 # --------------------------------------------------------------------------- Twilio -> server
 
@@ -205,6 +225,38 @@ class _Heard:
 
 
 @dataclass(slots=True)
+class FrameJoiner:
+    """Joins reply audio deltas into frames of at least ``min_bytes`` (pure). An item's
+    first delta goes out as it came, so the caller hears it at once; later short ones are
+    held until there is enough, their item ends or the next item begins."""
+
+    min_bytes: int
+    item_id: str | None = None  # whose audio is held
+    content_index: int = 0
+    _held: bytearray = field(default_factory=bytearray)
+
+    def add(self, item_id: str, content_index: int, payload: str, *, first: bool) -> str | None:
+        """A delta (base64): what to send now (base64), or None while it is held."""
+        if first or (not self._held and _decoded_size(payload) >= self.min_bytes):
+            return payload  # as it came: nothing to decode or encode
+        self.item_id, self.content_index = item_id, content_index
+        self._held += pybase64.b64decode(payload)
+        return self.flush() if len(self._held) >= self.min_bytes else None
+
+    def flush(self) -> str | None:
+        """What is held, as one payload (None: nothing)."""
+        if not self._held:
+            return None
+        payload = pybase64.b64encode_as_string(bytes(self._held))
+        self._held.clear()
+        return payload
+
+    def drop(self) -> None:
+        self._held.clear()
+        self.item_id = None
+
+
+@dataclass(slots=True)
 class TwilioTranslator(Translator):
     """The shared core, speaking Twilio Media Streams to the caller."""
 
@@ -218,11 +270,20 @@ class TwilioTranslator(Translator):
     call_sid: str | None = None
     parameters: dict[str, str] = field(default_factory=dict)
     clock_ms: float | None = None  # the latest media timestamp: Twilio's clock of the call
+    #: Reply media frames are at least this long (``PHONE_FRAME_MS``; 0: as they come).
+    frame_ms: int = 40
+    #: What a DTMF key becomes (``DTMF``): a user text item, or nothing.
+    dtmf: Literal["text", "ignore"] = "text"
+    _joiner: FrameJoiner = field(init=False)
     _pending: dict[str, _Mark] = field(default_factory=dict)  # placed, not yet played
     _heard: _Heard | None = None
     _held: list[tuple[str, str]] = field(default_factory=list)  # (payload, mark) before start
     _held_ms: float = 0.0
     _marks: int = 0
+
+    def __post_init__(self) -> None:
+        Translator.__post_init__(self)
+        self._joiner = FrameJoiner(self.frame_ms * self.bytes_per_ms)
 
     # ---------------------------------------------------------------- from Twilio
 
@@ -242,10 +303,21 @@ class TwilioTranslator(Translator):
         return Outbox()
 
     @protocol.handles(Connected)
-    @protocol.handles(Dtmf)  # keys are not passed on to the model (yet); digits are not logged
     def on_ignored(self, message: Mapping[str, Any], now: float) -> Outbox:
         logger.debug("< twilio {}", message["event"])
         return Outbox()
+
+    @protocol.handles(Dtmf)
+    def on_dtmf(self, message: Dtmf, now: float) -> Outbox:
+        """A key the caller pressed: a user turn saying so (``DTMF=text``), answered like
+        any other; never logged (keys can be a PIN)."""
+        digit = message["dtmf"]["digit"]
+        if self.dtmf == "ignore" or digit not in _DTMF_KEYS:
+            logger.debug("< twilio dtmf (ignored)")
+            return Outbox()
+        out = self.user_text(dtmf_text(digit), now)
+        out.notes = [Note("user_text", {"text": dtmf_text(digit), "dtmf": digit})]
+        return out
 
     @protocol.handles(Start)
     def on_start(self, message: Start, now: float) -> Outbox:
@@ -316,19 +388,45 @@ class TwilioTranslator(Translator):
         kind = event.get("type")
         if kind == "response.output_audio.delta":
             return self._reply_audio(event, now)
+        if kind in ("response.output_audio.done", "response.done"):
+            out = Outbox()
+            self._send_held(now, out)  # the item's last, short frame
+            return _joined(out, Translator.backend_event(self, event, now))
         out = Translator.backend_event(self, event, now)
         if kind == "input_audio_buffer.speech_started":
             self._forget_marks()  # after the truncation, which needed them
         return out
 
     def _reply_audio(self, event: BackendEvent, now: float) -> Outbox:
-        """A reply chunk, forwarded as it came (base64 mu-law), then a mark."""
+        """A reply chunk, forwarded as it came (base64 mu-law) or joined to the next ones
+        (:class:`FrameJoiner`), then a mark."""
         item_id: str = event["item_id"]
+        out = Outbox()
+        if self._joiner.item_id not in (None, item_id):
+            self._send_held(now, out)  # the previous item's rest goes first
         if item_id in self.truncated:
-            return Outbox()
-        payload: str = event["delta"]
+            return out
+        playing = self.playback
+        first = playing is None or playing.item_id != item_id
+        content_index = event.get("content_index", 0)
+        payload = self._joiner.add(item_id, content_index, event["delta"], first=first)
+        if payload is not None:
+            self._send_audio(item_id, content_index, payload, now, out)
+        return out
+
+    def _send_held(self, now: float, out: Outbox) -> None:
+        joiner = self._joiner
+        item_id, payload = joiner.item_id, joiner.flush()
+        joiner.item_id = None
+        if item_id is not None and payload is not None and item_id not in self.truncated:
+            self._send_audio(item_id, joiner.content_index, payload, now, out)
+
+    def _send_audio(
+        self, item_id: str, content_index: int, payload: str, now: float, out: Outbox
+    ) -> None:
+        """One ``media`` frame and its mark (held instead while the stream has not started)."""
         before = self.playback
-        playing = self.played(event, now)
+        playing = self.played({"item_id": item_id, "content_index": content_index}, now)
         if playing is not before and not self._pending:
             self._heard = _Heard(item_id, 0.0, self.clock_ms, now)  # plays at once
         ms = _decoded_size(payload) / self.bytes_per_ms
@@ -336,15 +434,13 @@ class TwilioTranslator(Translator):
         self._marks += 1
         name = f"m{self._marks}"
         self._pending[name] = _Mark(item_id, playing.ms_sent)
-        frames = (
-            self._hold(payload, name)
-            if self.stream_sid is None
-            else self._media_and_mark(payload, name)
-        )
-        out = Outbox(client=frames, audio_out_ms=ms)
+        if self.stream_sid is None:
+            out.client.extend(self._hold(payload, name))
+        else:
+            out.client.extend(self._media_and_mark(payload, name))
+        out.audio_out_ms += ms
         if self.record_audio:
             out.recorded.append(("assistant", payload))
-        return out
 
     def heard_ms(self, playing: Playback, now: float) -> float:
         """The last played mark of this item, plus Twilio's clock since, capped by the next."""
@@ -364,6 +460,7 @@ class TwilioTranslator(Translator):
 
     def _forget_marks(self) -> None:
         """After ``clear`` Twilio returns every pending mark at once; those were not played."""
+        self._joiner.drop()
         self._pending.clear()
         self._heard = None
         self._held, self._held_ms = [], 0.0
@@ -396,6 +493,14 @@ class TwilioTranslator(Translator):
 
     def render_interrupted(self) -> list[ClientFrame]:
         return self.render_speech_started()
+
+
+def _joined(first: Outbox, then: Outbox) -> Outbox:
+    """``then`` with ``first``'s frames, audio and recording before its own."""
+    then.client[:0] = first.client
+    then.audio_out_ms += first.audio_out_ms
+    then.recorded[:0] = first.recorded
+    return then
 
 
 def _decoded_size(payload: str) -> int:

@@ -150,8 +150,7 @@ class EdgeProtocol(asyncio.Protocol):
         """uvicorn is stopping: close 1012 (rt_server's drain has already run)."""
         if self.socket is not None and self.socket.transport is not None:
             transport = self.socket.transport
-            if not transport.is_close_frame_sent:
-                transport.send_close(WSCloseCode.SERVICE_RESTART, b"server restarting")
+            self.socket.send_close(WSCloseCode.SERVICE_RESTART.value, "server restarting")
             asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, transport.disconnect, False)
         elif self.transport is not None and not self._responded:
             self._answer(503, b"server shutting down")

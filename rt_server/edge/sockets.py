@@ -8,7 +8,10 @@ goes to the socket's transport at once. Two implementations:
   connection rt_server's own uvicorn WebSocket protocol took over (:mod:`.asgi`). Frames
   arrive in picows' data callback; a frame whose header announces more than its cap is
   refused by picows with close 1009 before its payload is read; writes go straight to the
-  transport, and the send budget is what the client has left unread there.
+  transport, and the send budget is what the client has left unread there. The first frame
+  of a loop pass is written at once; the frames sent after it in the same pass (the rest of
+  a reply's burst, read from the backend in one callback) are joined and written together
+  at the end of the pass: one ``send()`` system call instead of one per frame.
 - :class:`StarletteSocket`, the compatibility edge (``uvicorn rt_server.main:app``): a
   reader task over Starlette's ``receive()`` and a writer task over a bounded queue.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 from abc import ABC, abstractmethod
 from collections import deque
 from typing import Protocol
@@ -41,6 +45,11 @@ __all__ = [
     "PicowsSocket",
     "StarletteSocket",
 ]
+
+_SHORT, _MEDIUM, _LONG = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ")
+_FIN_TEXT, _FIN_BINARY = 0x81, 0x82  # a whole message's first byte (unmasked, server side)
+
+_BATCH_BYTES = 65536  # joined frames past this are written at once
 
 CLOSE_TIMEOUT = 2.0  # a close not completed in this time is abandoned (the socket aborted)
 _STALLED = "the client is not reading its messages"
@@ -115,7 +124,11 @@ class PicowsSocket(ClientSocket, WSListener):
         self._paused = False  # the session asked not to be given frames for now
         self._full = False  # the client's unread bytes are over the high-water mark
         self._gone = False
-        self.disconnected = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._batch = bytearray()  # frames joined for the end of this loop pass
+        self._batch_cap = min(_BATCH_BYTES, send_buffer_bytes // 4)
+        self._pass: asyncio.Handle | None = None  # the end of the pass a frame went out in
+        self.disconnected = self._loop.create_future()
 
     # picows callbacks -------------------------------------------------------------------
 
@@ -131,6 +144,7 @@ class PicowsSocket(ClientSocket, WSListener):
         kind = frame.msg_type
         if kind is WSMsgType.CLOSE:
             code = frame.get_close_code().value
+            self._flush()
             transport.send_close(frame.get_close_code(), frame.get_close_message())
             transport.disconnect()
             self._report_gone(code)
@@ -185,12 +199,26 @@ class PicowsSocket(ClientSocket, WSListener):
         transport = self.transport
         if transport is None or transport.is_disconnected or transport.is_close_frame_sent:
             return True  # the client is gone; the session hears it from on_ws_disconnected
-        if transport.underlying_transport.get_write_buffer_size() + len(frame) > self._budget:
+        unread = transport.underlying_transport.get_write_buffer_size() + len(self._batch)
+        if unread + len(frame) > self._budget:
             return False
-        if isinstance(frame, bytes):
-            transport.send(WSMsgType.BINARY, frame)
+        binary = isinstance(frame, bytes)
+        payload = frame if isinstance(frame, bytes) else frame.encode()
+        if self._pass is None:  # the first of this pass: at once
+            transport.send(WSMsgType.BINARY if binary else WSMsgType.TEXT, payload)
+            self._pass = self._loop.call_soon(self._flush)
+            return True
+        first, size = _FIN_BINARY if binary else _FIN_TEXT, len(payload)
+        if len(self._batch) + size > self._batch_cap:
+            self._flush()  # to the kernel now: joined bytes must not pass for unread ones
+            self._pass = self._loop.call_soon(self._flush)
+        if size < 126:
+            self._batch += _SHORT.pack(first, size)
+        elif size < 65536:
+            self._batch += _MEDIUM.pack(first, 126, size)
         else:
-            transport.send(WSMsgType.TEXT, frame.encode())
+            self._batch += _LONG.pack(first, 127, size)
+        self._batch += payload
         return True
 
     def pause_reading(self) -> None:
@@ -205,8 +233,7 @@ class PicowsSocket(ClientSocket, WSListener):
         transport = self.transport
         if transport is None or transport.is_disconnected:
             return
-        if not transport.is_close_frame_sent:
-            transport.send_close(WSCloseCode(code), reason.encode()[:123])
+        self.send_close(code, reason)
         set_reading(transport, True)  # the client's close frame must be read to complete
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
@@ -215,7 +242,28 @@ class PicowsSocket(ClientSocket, WSListener):
             logger.debug("client did not complete the close in {:g} s; aborted", CLOSE_TIMEOUT)
             transport.disconnect(graceful=False)
 
+    def send_close(self, code: int, reason: str) -> None:
+        """Write what this pass joined, then the close frame (once); no waiting."""
+        transport = self.transport
+        if transport is not None and not transport.is_close_frame_sent:
+            self._flush()
+            transport.send_close(WSCloseCode(code), reason.encode()[:123])
+
     # helpers ----------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Write the frames joined in this pass (before anything that must follow them)."""
+        if self._pass is not None:
+            self._pass.cancel()
+            self._pass = None
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, bytearray()
+        transport = self.transport
+        if transport is not None and not (
+            transport.is_disconnected or transport.is_close_frame_sent
+        ):
+            transport.underlying_transport.write(batch)
 
     def _deliver(self, data: str | bytes) -> None:
         if self._sink is None:
@@ -256,7 +304,7 @@ class PicowsSocket(ClientSocket, WSListener):
         if self._sink is not None:
             self._sink.client_refused(code, reason)
         elif self.transport is not None:
-            self.transport.send_close(WSCloseCode(code), reason.encode())
+            self.send_close(code, reason)
             self.transport.disconnect()
 
     def _stalled(self) -> None:

@@ -29,6 +29,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--echo-audio", action="store_true", help="answer each audio append with it")
     p.add_argument("--words-per-second", type=float, default=3.0)
     p.add_argument("--audio-chunk-ms", type=int, default=100)
+    p.add_argument(
+        "--audio-chunks-ms",
+        type=lambda text: tuple(int(ms) for ms in text.split(",")),
+        default=(),
+        help="audio per delta, cycled, e.g. 20,60,10,120 (default: --audio-chunk-ms each)",
+    )
     p.add_argument("--log-level", default="INFO")
     faults = p.add_argument_group("faults")
     faults.add_argument("--handshake-status", type=int)
@@ -39,6 +45,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     faults.add_argument("--latency-ms", type=float, default=0.0)
     faults.add_argument("--max-session-seconds", type=float)
     faults.add_argument("--stall-responses", action="store_true")
+    faults.add_argument("--fail-transcription", action="store_true")
     return p.parse_args(argv)  # fmt: skip
 
 
@@ -52,6 +59,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         latency_ms=args.latency_ms,
         max_session_seconds=args.max_session_seconds,
         stall_responses=args.stall_responses,
+        fail_transcription=args.fail_transcription,
     )
     return EmulatorConfig(
         api_key=args.api_key,
@@ -61,6 +69,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         echo_audio=args.echo_audio,
         words_per_second=args.words_per_second,
         audio_chunk_ms=args.audio_chunk_ms,
+        audio_chunks_ms=args.audio_chunks_ms,
     )
 
 

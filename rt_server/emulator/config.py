@@ -60,6 +60,7 @@ class Faults:
     latency_ms: float = 0.0
     max_session_seconds: float | None = None
     stall_responses: bool = False
+    fail_transcription: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -76,6 +77,9 @@ class EmulatorConfig:
     echo_audio: bool = False
     words_per_second: float = 3.0
     audio_chunk_ms: int = 100
+    #: Audio per delta, cycled, as the service's vary (e.g. ``(20, 60, 10, 120)``);
+    #: empty: every delta is ``audio_chunk_ms``.
+    audio_chunks_ms: tuple[int, ...] = ()
 
 
 def faults_from_dict(data: object) -> Faults:
@@ -101,6 +105,7 @@ _FAULT_KINDS: dict[str, tuple[type, ...]] = {
     "latency_ms": (int, float),
     "max_session_seconds": (int, float, type(None)),
     "stall_responses": (bool,),
+    "fail_transcription": (bool,),
 }
 
 

@@ -125,9 +125,12 @@ class Conversation:
         beta: bool = False,
         now: float = 0.0,
         session: dict[str, Any] | None = None,
+        fail_transcription: bool = False,
     ) -> None:
-        """`session`: a configuration made earlier (a client secret's); default otherwise."""
+        """`session`: a configuration made earlier (a client secret's); default otherwise.
+        `fail_transcription`: every input transcription fails (a fault)."""
         self._config = config
+        self._fail_transcription = fail_transcription
         self._beta = beta
         self._ids = Ids()
         self._conversation_id = self._ids.new("conv")
@@ -453,7 +456,9 @@ class Conversation:
         }
         committed = {"type": "input_audio_buffer.committed", "previous_item_id": previous}
         out = [committed | {"item_id": item_id}, *self._insert(item, len(self.items))]
-        if self._eff.transcription:
+        if self._eff.transcription and self._fail_transcription:
+            out.append(_transcription_failed(item_id))
+        elif self._eff.transcription:
             item["content"][0]["transcript"] = transcript
             out += _transcription_events(item_id, transcript, speech_ms)
         return out
@@ -607,6 +612,7 @@ class Conversation:
             fmt=options["format"]["type"],
             word_ms=max(1, round(1000 / self._config.words_per_second)),
             chunk_ms=self._config.audio_chunk_ms,
+            chunks_ms=self._config.audio_chunks_ms,
         )
         previous = self.items[-1]["id"] if in_conversation and self.items else None
         plan = plan_response(
@@ -754,9 +760,13 @@ def _echo(audio: str) -> Event:
 
 
 def _transcription_events(item_id: str, transcript: str, speech_ms: int) -> list[Event]:
+    """A delta per word (as the streaming transcription models send), then the whole."""
     ids = {"item_id": item_id, "content_index": 0}
+    kind = "conversation.item.input_audio_transcription.delta"
+    words = transcript.split(" ")
+    pieces = [word if i == 0 else " " + word for i, word in enumerate(words)]
     return [
-        {"type": "conversation.item.input_audio_transcription.delta", **ids, "delta": transcript},
+        *({"type": kind, **ids, "delta": piece} for piece in pieces),
         {
             "type": "conversation.item.input_audio_transcription.completed",
             **ids,
@@ -764,6 +774,20 @@ def _transcription_events(item_id: str, transcript: str, speech_ms: int) -> list
             "usage": {"type": "duration", "seconds": round(speech_ms / 1000, 3)},
         },
     ]
+
+
+def _transcription_failed(item_id: str) -> Event:
+    return {
+        "type": "conversation.item.input_audio_transcription.failed",
+        "item_id": item_id,
+        "content_index": 0,
+        "error": {
+            "type": "transcription_error",
+            "code": "audio_unintelligible",
+            "message": "Audio file might be corrupted or unsupported",
+            "param": "file",
+        },
+    }
 
 
 def _rate_limits(response: dict[str, Any]) -> Event:

@@ -65,6 +65,21 @@ class Voice:
     fmt: AudioFormat
     word_ms: int
     chunk_ms: int
+    #: Audio per delta, cycled (the service's deltas vary in length); empty: ``chunk_ms``.
+    chunks_ms: tuple[int, ...] = ()
+
+
+def _chunks(total: int, rate: int, voice: Voice) -> list[tuple[int, int, int]]:
+    """``(first sample, end sample, ms after the reply's start)`` of each audio delta."""
+    sizes = voice.chunks_ms or (voice.chunk_ms,)
+    chunks: list[tuple[int, int, int]] = []
+    start = at = 0
+    while start < total:
+        ms = max(1, sizes[len(chunks) % len(sizes)])
+        stop = min(total, start + max(1, rate * ms // 1000))
+        chunks.append((start, stop, at))
+        start, at = stop, at + ms
+    return chunks
 
 
 def plan_response(
@@ -148,21 +163,18 @@ def _audio_body(plan: Plan, voice: Voice) -> None:
     rate = sample_rate(voice.fmt)
     total = len(plan.words) * (rate * voice.word_ms // 1000)  # samples of the whole reply
     plan.audio_ms = round(total * 1000 / rate)
-    chunk = rate * voice.chunk_ms // 1000  # samples per delta
     part = {"type": "audio", "transcript": ""}
     plan.steps.append(Step(rid, 0, {"type": "response.content_part.added", **ids, "part": part}))
     timed: list[tuple[float, int, Event, int, int]] = []
     for i, delta in enumerate(_deltas(plan.words)):
         event = {"type": "response.output_audio_transcript.delta", **ids, "delta": delta}
         timed.append((i * plan.word_ms, 0, event, i + 1, -1))
-    n_chunks = -(-total // chunk) if chunk else 0
+    chunks = _chunks(total, rate, voice)
     lazy: dict[int, Callable[[], str]] = {}
-    for j in range(n_chunks):
+    for start, stop, chunk_at in chunks:
         event = {"type": "response.output_audio.delta", **ids, "delta": ""}
-        lazy[id(event)] = partial(_audio_chunk, plan.words, voice, j * chunk, (j + 1) * chunk)
-        timed.append(
-            (j * voice.chunk_ms, 1, event, -1, min(plan.audio_ms, (j + 1) * voice.chunk_ms))
-        )
+        lazy[id(event)] = partial(_audio_chunk, plan.words, voice, start, stop)
+        timed.append((chunk_at, 1, event, -1, min(plan.audio_ms, round(stop * 1000 / rate))))
     timed.sort(key=lambda t: (t[0], t[1]))
     words = audio = 0
     midpoint_seen = False
@@ -173,7 +185,7 @@ def _audio_body(plan: Plan, voice: Voice) -> None:
             mark, midpoint_seen = "midpoint", True
         step = Step(rid, at_ms, event, mark, words, audio, lazy.get(id(event)))
         plan.steps.append(step)
-    end = max(0, n_chunks - 1) * voice.chunk_ms
+    end = chunks[-1][2] if chunks else 0
     done = [
         {"type": "response.output_audio.done", **ids},
         {"type": "response.output_audio_transcript.done", **ids, "transcript": transcript},

@@ -166,6 +166,8 @@ class Connection:
         self._event_ids = f"event_{secrets.token_hex(4).upper()}"
         self._sent = 0
         self._log = logger.bind(connection=info.id)
+        info.items = conversation.items
+        info.drop = lambda code, reason: self._queue.put_nowait(_Close(code, reason))
 
     async def run(self) -> None:
         info = self._info
@@ -352,6 +354,21 @@ def create_emulator_app(config: EmulatorConfig, state: EmulatorState | None = No
     async def post_faults_once(request: Request) -> Response:
         return await _set_faults(request, state.set_faults_once, state)
 
+    async def get_items(request: Request) -> Response:
+        try:
+            return JSONResponse(state.items(request.path_params["id"]))
+        except KeyError:
+            return JSONResponse({"error": "no such connection"}, status_code=404)
+
+    async def post_close(request: Request) -> Response:
+        try:
+            state.drop(request.path_params["id"], int(request.query_params.get("code", 1011)))
+        except KeyError:
+            return JSONResponse({"error": "no such connection"}, status_code=404)
+        except ValueError:
+            return JSONResponse({"error": "code must be an integer"}, status_code=400)
+        return JSONResponse({"closing": request.path_params["id"]})
+
     routes = [
         WebSocketRoute("/v1/realtime", realtime),
         WebSocketRoute("/openai/v1/realtime", realtime),
@@ -362,6 +379,8 @@ def create_emulator_app(config: EmulatorConfig, state: EmulatorState | None = No
         Route("/_emulator/state", get_state),
         Route("/_emulator/faults", put_faults, methods=["PUT"]),
         Route("/_emulator/faults/once", post_faults_once, methods=["POST"]),
+        Route("/_emulator/connections/{id}/items", get_items),
+        Route("/_emulator/connections/{id}/close", post_close, methods=["POST"]),
     ]
     app = Starlette(routes=routes)
     app.state.emulator = state
@@ -397,6 +416,7 @@ async def _serve_realtime(
         beta=route.dialect == "beta",
         now=time.time(),
         session=secret.session if secret else None,
+        fail_transcription=faults.fail_transcription,
     )
     try:
         await Connection(websocket, config, faults, info, conversation).run()

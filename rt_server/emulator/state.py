@@ -6,6 +6,7 @@ One `EmulatorState` per running emulator, shared by its connections (one event l
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,9 @@ class ConnectionInfo:
     events_out: int = 0
     session: dict[str, Any] | None = None
     temperature: float = 0.8  # what a beta client set (the GA session has no temperature)
+    #: The conversation's items (the live list), and how to close the socket: test hooks.
+    items: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    drop: Callable[[int, str], None] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """As JSON; the session in the shape this connection's client sees it."""
@@ -84,6 +88,17 @@ class EmulatorState:
 
     def close(self, info: ConnectionInfo) -> None:
         self.connections.pop(info.id, None)
+
+    def items(self, connection_id: str) -> list[dict[str, Any]]:
+        """The conversation items a connection holds, in order (GA shape); KeyError when
+        there is no such connection."""
+        return [dict(item) for item in self.connections[connection_id].items]
+
+    def drop(self, connection_id: str, code: int = 1011) -> None:
+        """Close a connection now, as a failing service would (KeyError: none such)."""
+        drop = self.connections[connection_id].drop
+        if drop is not None:
+            drop(code, "emulated drop")
 
     def forget_expired_secrets(self, now: float) -> None:
         """Drop the client secrets past their expiry (kept otherwise: they are minted

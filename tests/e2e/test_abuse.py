@@ -181,7 +181,11 @@ REALTIME = [
     {"type": "audio", "audio": SILENCE_B64},
     {"type": "control", "action": "interrupt"},
 ]
-CONVERSATION = [{"type": "text", "text": "hi"}, {"type": "audio", "audio": SILENCE_B64}]
+CONVERSATION = [
+    {"type": "text", "text": "hi"},
+    {"type": "audio", "audio": SILENCE_B64},
+    {"type": "control", "action": "interrupt"},
+]
 
 
 def not_a_turn(path: str) -> bool:

@@ -23,6 +23,7 @@ from tests.support.harness import (
     Frame,
     client,
     connected,
+    final_transcription,
     is_type,
     running_server,
     send_json,
@@ -179,7 +180,7 @@ async def test_base64_audio_and_push_to_talk_commit(emulator: RunningEmulator) -
             chunk = base64.b64encode(tone[start : start + 4800]).decode()
             await send_json(ws, {"type": "audio", "audio": chunk})
         await send_json(ws, {"type": "control", "action": "commit"})
-        transcription, _ = await until(ws, is_type("transcription"))
+        transcription, _ = await until(ws, final_transcription)
         _, reply = await until(ws, is_type("control", "text_done"))
     assert isinstance(transcription, dict) and "1.00 s" in transcription["text"]
     assert "1.00 s" in text_of(reply)

@@ -21,6 +21,7 @@ from tests.support.harness import (
     RunningServer,
     client,
     connected,
+    final_transcription,
     is_type,
     running_server,
     send_json,
@@ -164,7 +165,7 @@ async def test_spoken_turn_gets_speech_started_transcription_and_reply(
         for start in range(0, len(speech + silence), 960):
             await ws.send((speech + silence)[start : start + 960])
         _, _ = await until(ws, is_type("control", "speech_started"))
-        transcription, _ = await until(ws, is_type("transcription"))
+        transcription, _ = await until(ws, final_transcription)
         assert isinstance(transcription, dict) and transcription["text"]
         _, reply = await until(ws, is_type("control", "text_done"))
         assert text_of(reply)

@@ -88,3 +88,12 @@ def text_of(frames: list[Frame]) -> str:
     return "".join(
         str(f["delta"]) for f in frames if isinstance(f, dict) and f.get("type") == "text_delta"
     )
+
+
+def final_transcription(frame: Frame) -> bool:
+    """The final ``transcription`` of a spoken turn (not one of its ``partial`` captions)."""
+    return (
+        isinstance(frame, dict)
+        and frame.get("type") == "transcription"
+        and not frame.get("partial")
+    )

@@ -89,3 +89,12 @@ def test_an_error_message_raises_with_its_code() -> None:
         )
     assert (caught.value.code, caught.value.retry_after) == ("backend_rate_limited", 2.0)
     assert "slow down" in str(caught.value)
+
+
+def test_partial_transcriptions_are_captions_not_the_turn() -> None:
+    from rt_server.client.reply import ReplyCollector
+
+    collector = ReplyCollector(0.0, transcription=True)
+    collector.feed({"type": "transcription", "id": "in1", "text": "book", "partial": True}, 0.1)
+    collector.feed({"type": "transcription", "id": "in1", "text": "book a table"}, 0.2)
+    assert collector.user_text == "book a table"

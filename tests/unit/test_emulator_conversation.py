@@ -292,3 +292,48 @@ def test_beta_dialect_is_converted_on_the_way_in() -> None:
     assert ga["audio"]["output"]["voice"] == "verse"
     [error] = conv.handle({"type": "session.update", "session": {"input_audio_format": "mp3"}})
     assert error["error"]["param"] == "session.input_audio_format"
+
+
+def tone_turn(conv: Conversation) -> list[Event]:
+    """A loud 600 ms tone and 800 ms of silence: one spoken turn to the VAD."""
+    t = np.arange(24 * 600) / 24000
+    tone = (0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
+    audio = base64.b64encode(tone + bytes(48 * 800)).decode()
+    return conv.handle({"type": "input_audio_buffer.append", "audio": audio})
+
+
+TRANSCRIBED = {"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper-1"}}}}
+
+
+def test_input_transcription_streams_a_delta_per_word_then_completes() -> None:
+    conv = make()
+    conv.handle({"type": "session.update", "session": TRANSCRIBED})
+    events = tone_turn(conv)
+    deltas = [e["delta"] for e in events if e["type"].endswith("transcription.delta")]
+    [done] = [e for e in events if e["type"].endswith("transcription.completed")]
+    assert len(deltas) == 3 and "".join(deltas) == done["transcript"]
+    assert done["transcript"].startswith("[speech ")
+
+
+def test_a_failing_transcription_is_reported_and_leaves_no_transcript() -> None:
+    conv = Conversation(EmulatorConfig(), model="gpt-realtime", fail_transcription=True)
+    conv.handle({"type": "session.update", "session": TRANSCRIBED})
+    events = tone_turn(conv)
+    [failed] = [e for e in events if e["type"].startswith("conversation.item.input_audio_tr")]
+    assert failed["type"] == "conversation.item.input_audio_transcription.failed"
+    assert failed["error"]["type"] == "transcription_error"
+    [user] = [item for item in conv.items if item["role"] == "user"]
+    assert user["content"][0]["transcript"] is None
+
+
+def test_reply_audio_deltas_vary_in_length_when_asked() -> None:
+    conv = make(audio_chunks_ms=(10, 60, 20))
+    say(conv, "one two three")
+    events = reply(conv)
+    sizes = [
+        len(base64.b64decode(e["delta"]))
+        for e in events
+        if e["type"] == "response.output_audio.delta"
+    ]
+    assert sizes[:6] == [480, 2880, 960, 480, 2880, 960]  # 10, 60, 20 ms of 24 kHz PCM16
+    assert sum(sizes) == 2 * 5 * (24000 * 333 // 1000)

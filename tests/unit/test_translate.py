@@ -6,10 +6,12 @@ import base64
 
 import pytest
 
+from rt_server.context import message
+from rt_server.dialects.conversation import ConversationTranslator
 from rt_server.dialects.realtime import RealtimeTranslator
 from rt_server.errors import BackendError, ClientError
 from rt_server.profile import Profile
-from rt_server.translate import Outbox, Turn
+from rt_server.translate import Outbox
 
 
 def audio_delta(item: str, pcm: bytes) -> dict[str, object]:
@@ -162,7 +164,7 @@ def test_text_and_transcript_deltas_share_one_id_per_content_part() -> None:
     done = {"type": "response.output_audio_transcript.done", "item_id": "it", "content_index": 1}
     out = t.backend_event({**done, "transcript": "Hi there"}, 0.0)
     assert out.client == [{"type": "control", "action": "text_done", "id": "it-1"}]
-    assert t.history == [Turn("assistant", "Hi there")]
+    assert t.history.items == [message("assistant", "Hi there")]
 
 
 def test_transcription_names_the_input_item() -> None:
@@ -176,7 +178,7 @@ def test_transcription_names_the_input_item() -> None:
     assert t.backend_event(event, 0.0).client == [
         {"type": "transcription", "id": "in1", "text": "what time is it"}
     ]
-    assert t.history == [Turn("user", "what time is it")]
+    assert t.history.items == [message("user", "what time is it")]
 
 
 def test_audio_deltas_become_binary_frames() -> None:
@@ -271,3 +273,60 @@ def test_restore_replays_the_conversation_after_the_session_config() -> None:
         ("user", {"type": "input_text", "text": "my name is Ada"}),
         ("assistant", {"type": "output_text", "text": "Hello Ada"}),
     ]
+
+
+def test_interrupt_is_answered_by_the_cut_parts_done_then_interrupted() -> None:
+    t = RealtimeTranslator(Profile())
+    t.backend_event({"type": "response.created"}, 0.0)
+    delta = {"type": "response.output_audio_transcript.delta", "item_id": "a1", "content_index": 0}
+    t.backend_event({**delta, "delta": "Once upon "}, 0.0)
+    t.backend_event(audio_delta("a1", bytes(48 * 1000)), 0.0)
+    out = t.client_text('{"type": "control", "action": "interrupt"}', 0.5)
+    assert out.client == [
+        {"type": "control", "action": "text_done", "id": "a1-0"},
+        {"type": "control", "action": "interrupted"},
+    ]
+    [cut] = [note for note in out.notes if note.kind == "assistant_text"]
+    assert cut.data == {"item_id": "a1", "text": "Once upon ", "cut": True}
+    # What the backend still sends of the cut part is not passed on, nor told twice.
+    assert t.backend_event({**delta, "delta": "a time"}, 0.6).client == []
+    done = {"type": "response.output_audio_transcript.done", "item_id": "a1", "content_index": 0}
+    assert t.backend_event({**done, "transcript": "Once upon a time"}, 0.6).client == []
+    assert t.backend_event({"type": "response.done", "response": {}}, 0.7).client == []
+
+
+def test_interrupt_on_the_conversation_dialect_ends_with_response_done() -> None:
+    t = ConversationTranslator(Profile())
+    t.backend_event({"type": "response.created"}, 0.0)
+    out = t.client_text('{"type": "control", "action": "interrupt"}', 0.5)
+    assert out.client == [
+        {"type": "response_done", "status": "cancelled", "message": "AI response cancelled"},
+        {"type": "control", "action": "interrupted"},
+    ]
+    done = {"type": "response.done", "response": {"status": "cancelled"}}
+    assert t.backend_event(done, 0.6).client == []
+    # Nothing playing and nothing running: only the answer.
+    assert t.client_text('{"type": "control", "action": "interrupt"}', 1.0).client == [
+        {"type": "control", "action": "interrupted"}
+    ]
+
+
+def test_transcript_deltas_show_the_transcript_so_far_and_a_failure_is_an_error() -> None:
+    t = RealtimeTranslator(Profile())
+    delta = {"type": "conversation.item.input_audio_transcription.delta", "item_id": "in1"}
+    assert t.backend_event({**delta, "delta": "book"}, 0.0).client == [
+        {"type": "transcription", "id": "in1", "text": "book", "partial": True}
+    ]
+    assert t.backend_event({**delta, "delta": " a table"}, 0.0).client == [
+        {"type": "transcription", "id": "in1", "text": "book a table", "partial": True}
+    ]
+    t.backend_event({"type": "input_audio_buffer.committed", "item_id": "in2"}, 0.0)
+    failed = {
+        "type": "conversation.item.input_audio_transcription.failed",
+        "item_id": "in2",
+        "error": {"message": "unintelligible"},
+    }
+    out = t.backend_event(failed, 0.0)
+    [error] = out.client
+    assert isinstance(error, dict) and error["code"] == "transcription_failed"
+    assert t.restore()[1:] == []  # nothing to restore of either turn yet

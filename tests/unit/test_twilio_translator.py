@@ -120,10 +120,64 @@ def test_binary_frames_are_skipped(translator: TwilioTranslator) -> None:
     assert translator.client_audio(b"\x00\x01", 0.0) == Outbox()
 
 
-def test_dtmf_is_accepted_and_ignored(translator: TwilioTranslator) -> None:
-    assert translator.client_text(
-        frame("dtmf", dtmf={"digit": "5", "track": "inbound_track"}), 0.0
-    ) == (Outbox())
+def test_a_key_becomes_a_user_turn_that_is_answered(translator: TwilioTranslator) -> None:
+    out = translator.client_text(frame("dtmf", dtmf={"digit": "5", "track": "inbound_track"}), 0.0)
+    [item, reply] = out.backend
+    assert item["item"]["content"] == [{"type": "input_text", "text": "The caller pressed 5"}]
+    assert reply == {"type": "response.create"}
+    [note] = out.notes
+    assert (note.kind, dict(note.data)) == (
+        "user_text",
+        {"text": "The caller pressed 5", "dtmf": "5"},
+    )
+
+
+def test_keys_are_ignored_with_dtmf_ignore_and_unknown_keys_always() -> None:
+    t = TwilioTranslator(Profile(), dtmf="ignore")
+    assert t.client_text(frame("dtmf", dtmf={"digit": "5"}), 0.0) == Outbox()
+    t = TwilioTranslator(Profile())
+    assert t.client_text(frame("dtmf", dtmf={"digit": "x"}), 0.0) == Outbox()
+
+
+def payloads(out: Outbox) -> list[int]:
+    """Milliseconds of mu-law in each media frame of ``out``."""
+    frames = [f for f in out.client if isinstance(f, dict) and f["event"] == "media"]
+    return [len(base64.b64decode(f["media"]["payload"])) // 8 for f in frames]
+
+
+def test_short_deltas_after_the_first_are_joined_into_frames_of_frame_ms(
+    translator: TwilioTranslator,
+) -> None:
+    start(translator)
+    sent = [payloads(translator.backend_event(delta("a1", ms), 0.0)) for ms in (10, 10, 20, 30, 60)]
+    assert sent == [[10], [], [], [60], [60]]  # the first at once; 10+20+30; a long one as is
+    assert payloads(translator.backend_event(delta("a1", 10), 0.0)) == []
+    done = {"type": "response.output_audio.done", "item_id": "a1"}
+    assert payloads(translator.backend_event(done, 0.0)) == [10]  # the rest, at the item's end
+    assert translator.playback is not None and translator.playback.ms_sent == 140
+    assert payloads(translator.backend_event(delta("a2", 5), 0.0)) == [5]  # a new item's first
+
+
+def test_held_audio_goes_before_the_next_item_and_never_after_a_cut(
+    translator: TwilioTranslator,
+) -> None:
+    start(translator)
+    translator.backend_event({"type": "response.created"}, 0.0)
+    translator.backend_event(delta("a1", 20), 0.0)
+    assert payloads(translator.backend_event(delta("a1", 20), 0.0)) == []
+    assert payloads(translator.backend_event(delta("a2", 20), 0.0)) == [20, 20]
+    assert payloads(translator.backend_event(delta("a2", 20), 0.0)) == []
+    out = translator.backend_event({"type": "input_audio_buffer.speech_started"}, 0.0)
+    [truncate] = out.backend
+    assert truncate["item_id"] == "a2" and truncate["audio_end_ms"] <= 20  # held audio not counted
+    done = {"type": "response.done", "response": {"status": "cancelled"}}
+    assert payloads(translator.backend_event(done, 0.0)) == []
+
+
+def test_phone_frame_ms_zero_sends_every_delta_as_it_came() -> None:
+    t = TwilioTranslator(Profile(), frame_ms=0)
+    start(t)
+    assert [payloads(t.backend_event(delta("a1", 10), 0.0)) for _ in range(3)] == [[10]] * 3
 
 
 def test_stop_ends_the_session(translator: TwilioTranslator) -> None:

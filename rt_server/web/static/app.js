@@ -15,6 +15,7 @@ const stats = (window.rtStats = {
   samplesDropped: 0,
   playbackClears: 0,
   speechStarted: 0,
+  captions: [], // partial transcripts shown, in order
   level: 0,
   captureRate: 0,
   playbackRate: 0,
@@ -37,6 +38,7 @@ const ERRORS = {
   backend_error: "The voice service reported a problem.",
   backend_closed: "The connection to the voice service was lost.",
   backend_timeout: "The voice service did not answer in time.",
+  transcription_failed: "What you said could not be made out.",
   backend_reconnected: "The connection to the voice service was restored.",
   internal_error: "Something went wrong in the server.",
   shutting_down: "The server is restarting. Connect again in a moment.",
@@ -51,6 +53,7 @@ let closing = false;
 const replies = new Map(); // text_delta id -> assistant bubble
 let lastReply = null; // the newest assistant bubble: the one whose audio may be playing
 const unheard = []; // speech bubbles still waiting for their transcription
+const captions = new Map(); // input item id -> its bubble, while the transcript streams
 
 // ------------------------------------------------------------------------------ the log
 
@@ -185,6 +188,7 @@ function onMessage(message) {
     case "transcription":
       return onTranscription(message);
     case "error": {
+      if (message.code === "transcription_failed") onTranscriptionFailed();
       const sentence = ERRORS[message.code] ?? PROTOCOL_ERROR;
       const retry = message.retry_after ? ` Try again in ${Math.ceil(message.retry_after)} s.` : "";
       return showError(sentence + retry, message.message);
@@ -243,11 +247,30 @@ function onDelta({ id, delta }) {
   if (log.scrollHeight - log.scrollTop - log.clientHeight < 80) log.scrollTop = log.scrollHeight;
 }
 
-function onTranscription({ id, text }) {
-  const element = unheard.shift() ?? bubble("user", "", "speech");
+// A caption grows as the transcript streams (partial), then gets its final text.
+function onTranscription({ id, text, partial }) {
+  let element = captions.get(id);
+  if (!element) {
+    element = unheard.shift() ?? bubble("user", "", "speech");
+    element.dataset.id = id;
+  }
   element.classList.remove("pending");
-  element.dataset.id = id;
+  element.classList.toggle("partial", Boolean(partial));
+  if (partial) {
+    captions.set(id, element);
+    stats.captions.push(text);
+    element.textContent = text;
+    return;
+  }
+  captions.delete(id);
   element.textContent = text || "(nothing heard)";
+}
+
+function onTranscriptionFailed() {
+  const element = unheard.shift();
+  if (!element) return;
+  element.classList.remove("pending");
+  element.textContent = "(not understood)";
 }
 
 function onAudio(buffer) {

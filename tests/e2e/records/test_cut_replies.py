@@ -80,6 +80,7 @@ async def test_an_interrupted_reply_is_recorded_as_cut(
             await connected(ws)
             heard = await part_of_the_story(ws)
             await send_json(ws, {"type": "control", "action": "interrupt"})
+            await until(ws, is_type("control", "interrupted"))  # after the cut part's text_done
             await send_json(ws, {"type": "user_message", "text": "next"})
             _, _ = await until(ws, is_type("control", "text_done"), timeout=30)
         cut, answered = await assistant_turns(live)

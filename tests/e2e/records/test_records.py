@@ -19,7 +19,7 @@ from rt_server.records.store import Started
 from rt_server.tools import ToolRegistry
 from tests.conftest import API_KEY, openai_settings
 from tests.e2e.records.conftest import Live, records_server, with_records
-from tests.support.harness import client, connected, is_type, send_json, until
+from tests.support.harness import client, connected, final_transcription, is_type, send_json, until
 
 WEATHER = Rule(
     match="weather", tool_call=RuleToolCall(name="get_weather", arguments={"city": "Oslo"})
@@ -146,7 +146,7 @@ async def test_spoken_session_records_the_transcripts(
             await connected(ws)
             for start in range(0, len(speech), 960):
                 await ws.send(speech[start : start + 960])
-            await until(ws, is_type("transcription"))
+            await until(ws, final_transcription)
             await until(ws, is_type("control", "text_done"))
         await live.settle()
         [summary] = await conversations(live)

@@ -163,9 +163,13 @@ async def test_spoken_question_is_transcribed_answered_and_played(page: Page) ->
     await expect(page.locator("body")).to_have_attribute("data-mic", "on")
     await expect(page.locator("#mic")).to_have_text("Stop microphone")
     await page.wait_for_function("() => rtStats.level > 0.05")  # the meter moves
-    spoken = page.locator(".bubble.user.speech:not(.pending)")
+    spoken = page.locator(".bubble.user.speech:not(.pending):not(.partial)")
     await expect(spoken).to_have_text(re.compile(r"\S"), timeout=20_000)
     heard = await spoken.text_content()
+    # The caption grew as the transcript streamed, before its final text.
+    captions = await page.evaluate("() => rtStats.captions")
+    assert heard and captions and captions[-1] == heard
+    assert all(heard.startswith(caption) for caption in captions)
     await expect(page.locator(DONE_REPLIES)).to_have_count(2, timeout=20_000)
     await expect(page.locator(DONE_REPLIES).last).to_have_text(f"You said: {heard}.")
     await page.wait_for_function(

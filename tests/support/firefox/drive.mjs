@@ -188,7 +188,7 @@ async function conversation(page, url) {
   // The fake tone never stops; a disabled track sends silence, so server VAD ends the turn.
   await page.evaluate(() => window.rtTestMic.getAudioTracks().forEach((t) => (t.enabled = false)));
   step = "transcription";
-  const spoken = ".bubble.user.speech:not(.pending)";
+  const spoken = ".bubble.user.speech:not(.pending):not(.partial)"; // the final transcript
   await page.waitForSelector(spoken);
   report.heard = await text(page, spoken);
   step = "spoken reply";
