@@ -2,7 +2,7 @@
 
 Pure and JSON-ready: :class:`Context` keeps each item in the shape
 ``conversation.item.create`` takes (user and assistant messages, function calls and their
-outputs), in the backend's order, and :meth:`Context.restore` is the list of events that
+outputs, MCP calls), in the backend's order, and :meth:`Context.restore` is the list of events that
 recreates them. A spoken user turn takes its place when its audio is committed and gets
 its text when the transcript arrives, which may be after the reply has begun; one whose
 transcript never comes (it failed) is left out, since its audio is not kept. A reply
@@ -90,6 +90,11 @@ class Context:
 
     def function_output(self, call_id: str, output: str) -> None:
         self.items.append({"type": "function_call_output", "call_id": call_id, "output": output})
+
+    def mcp_call(self, item: Item) -> None:
+        """A call the service made on an MCP server, with its output or error (the
+        server's tool listing is not kept: a new session lists the tools again)."""
+        self.items.append(item)
 
     def restore(self) -> list[dict[str, Any]]:
         """The ``conversation.item.create`` events that rebuild this conversation."""

@@ -653,6 +653,9 @@ class Translator:
             "output": item.get("output"),
             "error": item.get("error"),
         }
+        kept = {"type": "mcp_call", "id": item.get("id"), "server_label": item.get("server_label")}
+        kept |= {key: data[key] for key in ("name", "arguments", "output", "error")}
+        self.history.mcp_call(kept)
         return Outbox(client=self.render_tool(name, done=True), notes=[Note("mcp_call", data)])
 
     def _text_done(self, event: BackendEvent) -> Outbox:

@@ -17,7 +17,7 @@ _CONTENT_TYPES = {
     "assistant": ("output_text", "output_audio"),
     "system": ("input_text",),
 }
-_ITEM_TYPES = ["message", "function_call", "function_call_output"]
+_ITEM_TYPES = ["message", "function_call", "function_call_output", "mcp_call"]
 
 
 def snapshot(item: Item) -> Item:
@@ -47,6 +47,12 @@ def normalize_item(item: object, param: str, new_id: str) -> Item:
         }
         call_id = item.get("call_id") or f"call_{item_id}"
         return {**base, "call_id": call_id, **fields}
+    if kind == "mcp_call":  # a call made earlier (a restored conversation)
+        fields = {key: _string(item, key, param) for key in ("server_label", "name", "arguments")}
+        for key in ("output", "error"):
+            if item.get(key) is not None and not isinstance(item.get(key), str):
+                raise invalid_type(f"{param}.{key}", "a string", item.get(key))
+        return {**base, **fields, "output": item.get("output"), "error": item.get("error")}
     return {
         **base,
         "call_id": _string(item, "call_id", param),

@@ -22,11 +22,13 @@ from rt_server.config import Limits, Settings
 from rt_server.emulator import EmulatorConfig, run_emulator
 from rt_server.emulator.config import Rule
 from rt_server.emulator.config import ToolCall as ScriptedCall
+from rt_server.profile import McpServer, Profile
 from rt_server.serving import serve
 from tests.conftest import API_KEY, openai_settings
 from tests.e2e.gateway.conftest import LIMITS, TOKEN, sdk, text_turn, until_event
 from tests.e2e.records.conftest import ADMIN, records_server, with_records
 from tests.e2e.records.test_records import conversations, detail
+from tests.e2e.test_restore import close_over_http, items_over_http
 from tests.support.harness import (
     Frame,
     client,
@@ -79,6 +81,13 @@ allowed_tools = ["lookup"]
 require_approval = "never"
 headers = {{ Authorization = "ORDERS_MCP_AUTH" }}
 """
+
+
+def is_error(code: str) -> Any:
+    def match(frame: Frame) -> bool:
+        return isinstance(frame, dict) and frame.get("type") == "error" and frame["code"] == code
+
+    return match
 
 
 def is_note(kind: str) -> Any:
@@ -212,3 +221,42 @@ async def test_the_profiles_mcp_credentials_never_reach_a_client(tmp_path: Path)
     for text in [orjson.dumps(seen.events).decode(), minted.text]:
         assert "from-the-environment" not in text
     assert headers.seen[0]["authorization"] == "Bearer from-the-environment"  # it was used
+
+
+async def test_an_mcp_call_is_part_of_the_restored_conversation(tmp_path: Path) -> None:
+    rule = Rule(match="order", tool_call=ScriptedCall("lookup", {"order": "9"}))
+    async with (
+        mcp_server() as (url, _),
+        run_emulator(EmulatorConfig(api_key=API_KEY, rules=(rule,))) as emulator,
+    ):
+        server = McpServer("orders", url, allowed_tools=("lookup",))
+        profile = Profile(mcp_servers=(server,))
+        settings = openai_settings(emulator.http_url, profile=profile, admin_token=ADMIN)
+        async with running_server(settings) as live:
+            monitor_url = live.ws_url.replace("/realtime", f"/monitor?token={ADMIN}")
+            async with client(monitor_url) as monitor, client(live.ws_url) as ws:
+                await connected(ws)
+                await until(monitor, is_note("mcp_list_tools"))  # the tools are known
+                await send_json(ws, {"type": "user_message", "text": "where is order 9?"})
+                _, before_done = await until(ws, is_type("control", "text_done"))
+                assert "order 9 has shipped" in text_of(before_done)
+                [first] = emulator.state.connections
+                before = await items_over_http(emulator, first)
+                await close_over_http(emulator, first)
+                await until(ws, is_error("backend_reconnected"))
+                [second] = emulator.state.connections
+                after = emulator.state.items(second)
+
+    def known(items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [
+            (i["type"], i.get("server_label"), i.get("name"), i.get("arguments"), i.get("output"))
+            for i in items
+            if i["type"] in ("mcp_call", "mcp_list_tools")
+        ]
+
+    assert known(before) == [
+        ("mcp_list_tools", "orders", None, None, None),
+        ("mcp_call", "orders", "lookup", '{"order":"9"}', "order 9 has shipped"),
+    ]
+    assert known(after) == known(before)  # listed again, the call restored
+    assert [i["type"] for i in after] == [i["type"] for i in before]
