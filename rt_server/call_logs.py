@@ -8,7 +8,9 @@ the session's ``tap`` (called in the session's own callback, so it only serialis
 event once and queues it on each console's bounded :class:`~rt_server.monitor.Feed`; a
 console that reads too slowly loses messages, counted, never slowing the call). What a
 console sends is applied to the followed session through :meth:`Session.operate`, and its
-``session.update`` is saved: every phone call that starts afterwards adopts it.
+``session.update`` is saved: every phone call that starts afterwards adopts it, on every
+instance sharing ``REDIS_URL`` (the configuration is kept in :mod:`rt_server.shared`; a
+console follows the calls of the instance it is connected to).
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ from rt_server.dialects.logs import (
 from rt_server.errors import ClientError
 from rt_server.monitor import DEFAULT_BUFFER, Feed
 from rt_server.session import Session
+from rt_server.shared import Caps, LocalShared, Shared, SharedUnavailable
 from rt_server.translate import BackendEvent, CallConfig
 
 #: The dialect of phone calls: what a console follows by default, and what adopts the
 #: saved configuration.
 CALL_DIALECT = "twilio"
+_SAVED = "call_config"  # the saved configuration's name in the shared store
 
 
 @dataclass(eq=False, slots=True)  # compared and hashed by identity: consoles live in a set
@@ -53,18 +57,21 @@ class Console:
 class CallLogs:
     """The live sessions, the consoles following them, and the saved call configuration."""
 
-    def __init__(self, buffer: int = DEFAULT_BUFFER) -> None:
+    def __init__(self, buffer: int = DEFAULT_BUFFER, shared: Shared | None = None) -> None:
         self.buffer = buffer
+        self.shared = shared or LocalShared("local", _NO_CAPS, 0.0)
         self.saved = CallConfig()
         self.sessions: dict[str, Session] = {}  # live, oldest first
         self.consoles: set[Console] = set()
 
     # ------------------------------------------------------------ sessions (admission)
 
-    def attach(self, session: Session) -> None:
-        """A session is about to start: a call adopts the saved configuration first."""
+    async def attach(self, session: Session) -> None:
+        """A session is about to start: a call adopts the saved configuration first (the
+        one saved through any instance)."""
         self.sessions[session.id] = session
         if session.info.dialect == CALL_DIALECT:
+            await self._load()
             session.translator.adopt(self.saved)
         for console in self.consoles:
             if console.pinned == session.id or (
@@ -82,6 +89,23 @@ class CallLogs:
 
     def exists(self, session_id: str) -> bool:
         return session_id in self.sessions
+
+    async def _load(self) -> None:
+        try:
+            saved = await self.shared.get(_SAVED)
+        except SharedUnavailable as exc:  # the last one seen here, then
+            logger.warning("call configuration not loaded: {}", exc)
+            return
+        if saved is not None:
+            value = orjson.loads(saved)
+            self.saved = CallConfig(value["profile"], value["tools"])
+
+    async def _save(self) -> None:
+        value = {"profile": dict(self.saved.profile), "tools": self.saved.tools}
+        try:
+            await self.shared.put(_SAVED, orjson.dumps(value).decode())
+        except SharedUnavailable as exc:
+            logger.warning("call configuration not shared: {}", exc)
 
     # ------------------------------------------------------------ consoles
 
@@ -155,7 +179,11 @@ class CallLogs:
             except ClientError as exc:
                 _tell(console, exc.code, exc.message)
                 continue
+            if isinstance(operation, Configure):
+                await self._load()  # merged onto what another instance saved
             self._apply(console, operation)
+            if isinstance(operation, Configure):
+                await self._save()
 
     def _apply(self, console: Console, operation: Operation) -> None:
         session = console.followed
@@ -176,6 +204,9 @@ class CallLogs:
                 session.operate(session.translator.operator_reply())
             case _:
                 _tell(console, "no_call", "no call is being followed: wait for a call")
+
+
+_NO_CAPS = Caps()
 
 
 def _tell(console: Console, code: str, message: str) -> None:

@@ -34,12 +34,19 @@ from rt_server.edge.sockets import ClientSocket
 from rt_server.errors import BackendClosed, BackendError, ClientError, ErrorCode
 from rt_server.metrics import Metrics, Traffic
 from rt_server.observe import Observer, SessionInfo
+from rt_server.resume import ResumeState, snapshot
+from rt_server.shared import Shared, SharedUnavailable
 from rt_server.tools import ToolRegistry
-from rt_server.translate import ClientFrame, Outbox, ToolCall, Translator
+from rt_server.translate import ClientFrame, NoteKind, Outbox, ToolCall, Translator
 
 _AUDIO_BURST_MS = 2000.0  # audio a client may send ahead of real time before the rate applies
 _REFUSALS: dict[int, ErrorCode] = {1009: "message_too_large", 1007: "invalid_utf8"}
 _AUDIO_EVENTS = frozenset({"input_audio_buffer.append", "response.output_audio.delta"})
+#: Notes after which the resume state is saved again: the conversation has grown.
+_GROWN: frozenset[NoteKind] = frozenset(
+    {"user_text", "user_transcript", "assistant_text", "tool_call", "tool_result"}
+)
+_LAST_SAVE_SECONDS = 1.0  # the closing save of the resume state waits no longer
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,17 @@ class Services:
     #: ``LOG_EVENTS`` categories whose per-message DEBUG lines are wanted (client, backend,
     #: audio); empty: no per-message logging at all.
     message_logs: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class Resumable:
+    """A session a client may take up again (:mod:`rt_server.resume`): where its state is
+    kept, under which token, and what it resumed (None: a new conversation)."""
+
+    shared: Shared
+    token: str
+    operator: dict[str, Any]  # the named profile's operator fields, as configured
+    resumed: ResumeState | None = None
 
 
 class CloseSession(Exception):
@@ -115,8 +133,13 @@ class Session:
         services: Services,
         *,
         discussion: str | None = None,
+        id: str | None = None,
+        part: int = 0,
+        resumable: Resumable | None = None,
     ) -> None:
-        self.id = uuid.uuid4().hex[:12]
+        self.id = id or uuid.uuid4().hex[:12]
+        self.resumable = resumable
+        self._grown = asyncio.Event()  # a turn completed: save the resume state
         self.log = logger.bind(session=self.id)
         self.counters = Counters()
         self.translator = translator
@@ -156,6 +179,7 @@ class Session:
             time.time(),
             socket.peer,
             discussion,
+            part,
         )
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -171,7 +195,11 @@ class Session:
         try:
             await self._until_ended(self._connect())
             self._socket.start(self)
-            self._guard(self._send_backend, self.translator.welcome())
+            resumed = self.resumable.resumed if self.resumable is not None else None
+            if resumed is None:
+                self._guard(self._send_backend, self.translator.welcome())
+            else:
+                self._guard(self._deliver, self.translator.render_resumed(resumed.interrupted))
             await self._serve()
         except _ClientLeft:
             pass
@@ -224,6 +252,8 @@ class Session:
         tasks = [self._run_tools(), self._watchdog()]
         if self._recording is not None:
             tasks.append(self._record(self._recording))
+        if self.resumable is not None:
+            tasks.append(self._keep_resume(self.resumable))
         return tasks
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
@@ -258,6 +288,10 @@ class Session:
                 await connection.aclose()
         await self._socket.close(code, reason)
         self._settle(self.translator.cut_short())  # a reply the close ended is recorded
+        if self.resumable is not None:  # what a drain's resume on another instance needs
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._save_resume(self.resumable), _LAST_SAVE_SECONDS)
+            self.resumable.shared.drop_resume(self.resumable.token)
         self._metrics.sessions_active.dec()
         self._metrics.retire(self.counters.traffic)
         self._observe("session_ended", code, reason)
@@ -499,6 +533,21 @@ class Session:
         output = await tools.run(call)
         self._apply(self.translator.tool_result(call, output, tools.reply_instructions(call.name)))
 
+    async def _keep_resume(self, resumable: Resumable) -> None:
+        """Save the resume state now, then again each time a turn completes."""
+        resumable.shared.hold_resume(resumable.token)
+        while True:
+            await self._save_resume(resumable)
+            await self._grown.wait()
+            self._grown.clear()
+
+    async def _save_resume(self, resumable: Resumable) -> None:
+        state = snapshot(self.translator, self.id, self.info.discussion, resumable.operator)
+        try:
+            await resumable.shared.save_resume(resumable.token, state)
+        except SharedUnavailable as exc:  # saved with the next turn, once it is back
+            self.log.warning("resume state not saved: {}", exc)
+
     async def _record(self, recording: AudioRecording) -> None:
         """Write recorded audio about once a second, off the audio path."""
         while True:
@@ -583,6 +632,8 @@ class Session:
                 self._metrics.error(note.data["code"])
                 self.log.info("> error {}: {}", note.data["code"], note.data["message"])
             self._observe("session_note", note)
+            if note.kind in _GROWN:
+                self._grown.set()
         for call in out.calls:
             self._calls.put_nowait(call)
 

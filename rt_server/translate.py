@@ -261,6 +261,13 @@ class Translator:
     #: How fast typed turns may come (None: unlimited).
     text_rate: TextRate | None = None
 
+    #: The token a client reconnects with to take this conversation up again
+    #: (``?resume=``, :mod:`rt_server.resume`); ``connected`` carries it.
+    resume_token: str | None = None
+    #: Items of the conversation before a resume (what :meth:`restore` built on the lost
+    #: instance): rebuilt before the turns of this part.
+    carried: list[BackendEvent] = field(default_factory=list)
+
     #: Bytes of ``audio_format`` audio per millisecond (derived, read per frame).
     bytes_per_ms: int = field(init=False)
     _coalesce_bytes: int = field(init=False)
@@ -284,7 +291,7 @@ class Translator:
 
     def restore(self) -> list[BackendEvent]:
         """Events that (re)build this conversation on a fresh backend session."""
-        events = [self.session_update()]
+        events = [self.session_update(), *self.carried]
         for turn in self.history:
             kind = "input_text" if turn.role == "user" else "output_text"
             content = [{"type": kind, "text": turn.text}]
@@ -690,6 +697,9 @@ class Translator:
         return []
 
     def render_shutting_down(self) -> list[ClientFrame]:
+        return []
+
+    def render_resumed(self, interrupted: bool) -> list[ClientFrame]:
         return []
 
     def render_error(
