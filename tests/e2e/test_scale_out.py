@@ -195,7 +195,7 @@ async def _serving(cluster: Cluster) -> tuple[str, int]:
     """The one live session's id and the index of the instance serving it."""
     async with cluster.redis_client() as redis:
         [session] = cast(list[bytes], await redis.zrange("rt:live", 0, -1))
-        info = orjson.loads(await redis.get(b"rt:session:" + session))
+        info = orjson.loads(await redis.get(b"rt:session:" + session) or b"{}")
     return info["session"], int(info["instance"].removeprefix("rt")) - 1
 
 
