@@ -266,6 +266,7 @@ class Session:
             self._ended.set_exception(exc)
             self._ended.exception()  # retrieved: run() re-raises it
             self._socket.pause_reading()
+            self._grown.set()  # the resume saver sees the end
 
     def _guard(self, step: Any, *args: Any) -> None:
         """Run a callback step; whatever it raises ends the session (once, in run())."""
@@ -286,11 +287,12 @@ class Session:
             connection, self._conn = self._conn, None
             with contextlib.suppress(Exception):
                 await connection.aclose()
-        await self._socket.close(code, reason)
-        self._settle(self.translator.cut_short())  # a reply the close ended is recorded
-        if self.resumable is not None:  # what a drain's resume on another instance needs
+        if self.resumable is not None:  # saved before the client may resume elsewhere
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._save_resume(self.resumable), _LAST_SAVE_SECONDS)
+        await self._socket.close(code, reason)
+        self._settle(self.translator.cut_short())  # a reply the close ended is recorded
+        if self.resumable is not None:
             self.resumable.shared.drop_resume(self.resumable.token)
         self._metrics.sessions_active.dec()
         self._metrics.retire(self.counters.traffic)
@@ -534,9 +536,10 @@ class Session:
         self._apply(self.translator.tool_result(call, output, tools.reply_instructions(call.name)))
 
     async def _keep_resume(self, resumable: Resumable) -> None:
-        """Save the resume state now, then again each time a turn completes."""
+        """Save the resume state now, then again each time a turn completes; ends with the
+        session even if a store's client swallowed the cancellation (redis-py can)."""
         resumable.shared.hold_resume(resumable.token)
-        while True:
+        while not self._ended.done():
             await self._save_resume(resumable)
             await self._grown.wait()
             self._grown.clear()

@@ -154,6 +154,7 @@ class LocalShared(Shared):
     def __init__(self, instance: str, caps: Caps, resume_seconds: float) -> None:
         super().__init__(instance, caps, resume_seconds)
         self._sessions: dict[str, str | None] = {}
+        self._parts: dict[str, int] = {}  # connections of a session id (a resume overlaps)
         self._described: dict[str, dict[str, object]] = {}
         self._values: dict[str, str] = {}
         self._rates: dict[float, KeyedRate] = {}
@@ -163,6 +164,7 @@ class LocalShared(Shared):
 
     async def admit(self, session_id: str, holder: str | None) -> Full | None:
         if session_id in self._sessions:
+            self._parts[session_id] += 1
             return None
         if self.caps.total and len(self._sessions) >= self.caps.total:
             return "total"
@@ -170,14 +172,18 @@ class LocalShared(Shared):
         if holder is not None and self.caps.per_token and mine >= self.caps.per_token:
             return "token"
         self._sessions[session_id] = holder
+        self._parts[session_id] = 1
         return None
 
     async def describe(self, session_id: str, info: dict[str, object]) -> None:
         self._described[session_id] = info
 
     async def release(self, session_id: str, holder: str | None) -> None:
-        self._sessions.pop(session_id, None)
-        self._described.pop(session_id, None)
+        self._parts[session_id] = parts = self._parts.get(session_id, 1) - 1
+        if parts <= 0:
+            self._parts.pop(session_id, None)
+            self._sessions.pop(session_id, None)
+            self._described.pop(session_id, None)
 
     async def live(self) -> list[dict[str, object]]:
         return list(self._described.values())

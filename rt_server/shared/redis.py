@@ -6,7 +6,8 @@ counted inside one Lua script (so a cap holds when instances admit at the same m
 
 - ``rt:live``: a sorted set of live session ids scored by their lease's end (ms, Redis
   clock); ``rt:live:<holder>`` the same per client token digest; ``rt:session:<id>`` what
-  the monitor lists. This instance renews its sessions' leases every ``LEASE / 3``; the
+  the monitor lists, ``rt:owner:<id>`` the instance serving it (the one a resume moved it
+  to; the instance it left releases nothing). This instance renews its sessions' leases every ``LEASE / 3``; the
   sessions of an instance that died drop out once their lease ends.
 - ``rt:value:<name>``: the saved ``/logs`` call configuration.
 - ``rt:rate:<per minute>:<caller digest>``: a token bucket (hash), expiring when full.
@@ -38,31 +39,49 @@ LEASE_MS = 15_000
 PUBLISH_QUEUE = 10_000  # messages waiting to be published before new ones are dropped
 _MAX_BACKOFF = 5.0
 
+# KEYS: rt:live, rt:owner:<id>[, rt:live:<holder>]; ARGV: id, caps, lease, instance.
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[4])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+  redis.call('SET', KEYS[2], ARGV[5], 'PX', lease)
   return 0
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if tonumber(ARGV[2]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
   return 1
 end
-if #KEYS > 1 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if tonumber(ARGV[3]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then
+if #KEYS > 2 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if tonumber(ARGV[3]) > 0 and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[3]) then
     return 2
   end
-  redis.call('ZADD', KEYS[2], now + lease, ARGV[1])
-  redis.call('PEXPIRE', KEYS[2], lease)
+  redis.call('ZADD', KEYS[3], now + lease, ARGV[1])
+  redis.call('PEXPIRE', KEYS[3], lease)
 end
 redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+redis.call('SET', KEYS[2], ARGV[5], 'PX', lease)
 return 0
 """
 
-# KEYS: rt:live, then per session its holder's set (or rt:live again) and its info key.
+# A session resumed elsewhere belongs to that instance: the one it left releases nothing.
+# KEYS: rt:live, rt:owner:<id>, rt:session:<id>[, rt:live:<holder>]; ARGV: id, instance.
+_RELEASE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then
+  return 0
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[3])
+if #KEYS > 3 then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+end
+return 1
+"""
+
+# KEYS: rt:live, then per session its holder's set (or rt:live again), its info key and
+# its owner key.
 _RENEW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -70,12 +89,13 @@ local lease = tonumber(ARGV[1])
 for i = 2, #ARGV do
   local id = ARGV[i]
   redis.call('ZADD', KEYS[1], now + lease, id)
-  local holder = KEYS[2 * i - 2]
+  local holder = KEYS[3 * i - 4]
   if holder ~= KEYS[1] then
     redis.call('ZADD', holder, now + lease, id)
     redis.call('PEXPIRE', holder, lease)
   end
-  redis.call('PEXPIRE', KEYS[2 * i - 1], lease)
+  redis.call('PEXPIRE', KEYS[3 * i - 3], lease)
+  redis.call('PEXPIRE', KEYS[3 * i - 2], lease)
 end
 return 0
 """
@@ -113,6 +133,7 @@ class RedisShared(Shared):
         self._admit = self._redis.register_script(_ADMIT)
         self._renew = self._redis.register_script(_RENEW)
         self._take = self._redis.register_script(_TAKE)
+        self._release = self._redis.register_script(_RELEASE)
 
     async def __aenter__(self) -> Self:
         try:
@@ -136,16 +157,19 @@ class RedisShared(Shared):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(RedisError):
-            if self._mine:
-                await self._redis.zrem("rt:live", *self._mine)
+        with contextlib.suppress(SharedUnavailable):
+            for session_id, holder in list(self._mine.items()):
+                await self.release(session_id, holder)
         await self._redis.aclose()
 
     # ------------------------------------------------------------ live sessions
 
     async def admit(self, session_id: str, holder: str | None) -> Full | None:
-        keys = ["rt:live"] if holder is None else ["rt:live", f"rt:live:{holder}"]
-        args: list[str | int] = [session_id, self.caps.total, self.caps.per_token, LEASE_MS]
+        keys = ["rt:live", f"rt:owner:{session_id}"]
+        if holder is not None:
+            keys.append(f"rt:live:{holder}")
+        caps = self.caps
+        args: list[str | int] = [session_id, caps.total, caps.per_token, LEASE_MS, self.instance]
         async with _mapped():
             full = await cast(Awaitable[int], self._admit(keys=keys, args=args))
         if full:
@@ -159,12 +183,11 @@ class RedisShared(Shared):
 
     async def release(self, session_id: str, holder: str | None) -> None:
         self._mine.pop(session_id, None)
-        async with _mapped(), self._redis.pipeline(transaction=True) as pipe:
-            pipe.zrem("rt:live", session_id)
-            if holder is not None:
-                pipe.zrem(f"rt:live:{holder}", session_id)
-            pipe.delete(f"rt:session:{session_id}")
-            await pipe.execute()
+        keys = ["rt:live", f"rt:owner:{session_id}", f"rt:session:{session_id}"]
+        if holder is not None:
+            keys.append(f"rt:live:{holder}")
+        async with _mapped():
+            await cast(Awaitable[int], self._release(keys=keys, args=[session_id, self.instance]))
 
     async def live(self) -> list[dict[str, object]]:
         async with _mapped():
@@ -181,7 +204,11 @@ class RedisShared(Shared):
             mine = dict(self._mine)
             keys = ["rt:live"]
             for session_id, holder in mine.items():
-                keys += [f"rt:live:{holder}" if holder else "rt:live", f"rt:session:{session_id}"]
+                keys += [
+                    f"rt:live:{holder}" if holder else "rt:live",
+                    f"rt:session:{session_id}",
+                    f"rt:owner:{session_id}",
+                ]
             try:
                 if mine:
                     await self._renew(keys=keys, args=[LEASE_MS, *mine.keys()])

@@ -5,7 +5,8 @@ Sessions spread over the instances; a monitor on one sees the sessions of all; t
 cap holds across them; a ``/logs`` configuration saved through one applies to a call on
 another; ``kill -9`` of the instance serving a conversation -> the Python client resumes
 through nginx on another and the model still knows what was said; the records hold every
-completed turn exactly once. The tests run in this order on one set of processes."""
+completed turn exactly once; a drain (SIGTERM) hands the client a resume it uses on
+another. The tests run in this order on one set of processes."""
 
 from __future__ import annotations
 
@@ -147,8 +148,29 @@ async def test_a_call_configuration_saved_through_one_instance_applies_on_anothe
     ):
         await call.say(tone_mulaw(300) + SILENCE * 10)
         updated, _ = await until(follower, lambda f: _kind(f) == "session.updated")
+        await call.hang_up()  # as Twilio ends a call: a stop event
     assert isinstance(updated, dict)
     assert updated["session"]["instructions"] == CONTOSO
+
+
+async def test_a_drain_hands_the_client_a_resume_it_uses_on_another_instance(
+    cluster: Cluster,
+) -> None:
+    await no_sessions_left(cluster)
+    async with RtClient.connect(cluster.lb) as rt:
+        await rt.reply("my name is Bob")
+        _, serving = await _serving(cluster)
+        draining = cluster.instances[serving].process
+        draining.send_signal(signal.SIGTERM)
+        told = await rt.receive()
+        resumed = await rt.receive()  # closed with 1001 after it: resumed elsewhere
+        recap = await rt.reply("recap")
+        _, now_serving = await _serving(cluster)
+    assert told == {"type": "control", "action": "shutting_down", "resume": rt.resume_token}
+    assert resumed == {"type": "control", "action": "resumed", "interrupted": False}
+    assert now_serving != serving
+    assert "my name is Bob" in recap.text
+    assert await asyncio.to_thread(draining.wait, 20) in (0, -signal.SIGTERM)
 
 
 async def test_killing_the_instance_of_a_conversation_loses_nothing_said(
