@@ -112,6 +112,8 @@ class Settings:
     redis_url: str | None = field(default=None, repr=False)
     instance_id: str = field(default_factory=default_instance_id)
     resume_window_seconds: float = 120.0
+    #: OpenTelemetry traces over OTLP/HTTP to this collector (None: no tracing).
+    otel_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -171,6 +173,7 @@ class Settings:
             redis_url=_redis_url(get),
             instance_id=get.text("INSTANCE_ID") or default_instance_id(),
             resume_window_seconds=get.number("RESUME_WINDOW_SECONDS", 120.0, low=1.0),
+            otel_endpoint=get.url("OTEL_EXPORTER_OTLP_ENDPOINT"),
         )
         settings.check()
         return settings

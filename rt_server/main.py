@@ -43,6 +43,7 @@ from rt_server.session import Services
 from rt_server.shared import open_shared
 from rt_server.shutdown import drain_on_signal
 from rt_server.tools import ToolRegistry, load_tools
+from rt_server.tracing import tracer_provider
 from rt_server.web import mount_web_client
 
 
@@ -86,6 +87,7 @@ def create_app(
             backend or create_backend(resolved) as started,
             open_records(resolved, metrics.registry) as records,
             open_shared(resolved) as shared,
+            tracer_provider(resolved.otel_endpoint, resolved.instance_id) as tracer,
         ):
             monitor = Monitor(resolved.monitor_buffer, shared)
             everyone = (*observers, monitor, *records.observers)
@@ -98,6 +100,7 @@ def create_app(
                 everyone,
                 record_audio=audio_dir,
                 message_logs=message_categories(resolved.log_level, resolved.log_events),
+                tracer=tracer,
             )
             runtime = app.state.runtime = Runtime(
                 resolved,

@@ -37,6 +37,7 @@ from rt_server.observe import Observer, SessionInfo
 from rt_server.resume import ResumeState, snapshot
 from rt_server.shared import Shared, SharedUnavailable
 from rt_server.tools import ToolRegistry
+from rt_server.tracing import SessionTrace, Tracer
 from rt_server.translate import ClientFrame, NoteKind, Outbox, ToolCall, Translator
 
 _AUDIO_BURST_MS = 2000.0  # audio a client may send ahead of real time before the rate applies
@@ -62,6 +63,7 @@ class Services:
     #: ``LOG_EVENTS`` categories whose per-message DEBUG lines are wanted (client, backend,
     #: audio); empty: no per-message logging at all.
     message_logs: frozenset[str] = frozenset()
+    tracer: Tracer | None = None  # OTEL_EXPORTER_OTLP_ENDPOINT (rt_server.tracing)
 
 
 @dataclass(slots=True)
@@ -139,6 +141,7 @@ class Session:
     ) -> None:
         self.id = id or uuid.uuid4().hex[:12]
         self.resumable = resumable
+        self._spans: SessionTrace | None = None  # started by run() when tracing is on
         self._grown = asyncio.Event()  # a turn completed: save the resume state
         self.log = logger.bind(session=self.id)
         self.counters = Counters()
@@ -187,6 +190,14 @@ class Session:
     async def run(self) -> None:
         """Serve the session until either side ends it; never raises."""
         self.log.info("session start: {} from {}", self.info.dialect, self.info.peer)
+        if (tracer := self._services.tracer) is not None:
+            attributes = {
+                "rt.session": self.id,
+                "rt.dialect": self.info.dialect,
+                "rt.profile": self.info.profile,
+                "rt.part": self.info.part,
+            }
+            self._spans = SessionTrace(tracer, attributes)
         self._observe("session_started")
         self._metrics.sessions_active.inc()
         self._metrics.sessions_total.labels(self.info.dialect).inc()
@@ -297,6 +308,8 @@ class Session:
         self._metrics.sessions_active.dec()
         self._metrics.retire(self.counters.traffic)
         self._observe("session_ended", code, reason)
+        if self._spans is not None:
+            self._spans.end(code, reason)
         c, t = self.counters, self.counters.traffic
         self.log.info(
             "session end after {:.1f} s: close {} ({}); in {} text / {} audio frames ({} B), "
@@ -322,6 +335,18 @@ class Session:
     async def _connect(self) -> None:
         """Open and configure a backend session; the client hears ``connected`` after.
         Events the client sent meanwhile are held and follow the restored conversation."""
+        span = self._spans.child("backend.connect") if self._spans is not None else None
+        try:
+            await self._open_backend()
+        except BackendError as exc:
+            if span is not None:
+                span.set_attribute("rt.error", exc.code)
+            raise
+        finally:
+            if span is not None:
+                span.end()
+
+    async def _open_backend(self) -> None:
         started = time.monotonic()
         configured = self._configured = asyncio.get_running_loop().create_future()
         connection = await self._services.backend.connect()
@@ -350,6 +375,8 @@ class Session:
         now = self._last_backend = time.monotonic()
         if self.tap is not None:
             self.tap(event)
+        if self._spans is not None:
+            self._spans.backend_event(event.get("type"))
         if self._traced:
             self._trace("<", event)
         configured = self._configured
@@ -532,7 +559,12 @@ class Session:
         self.log.info("> tool {} ({} B of arguments)", call.name, len(call.arguments))
         self._metrics.tool_calls.labels(call.name).inc()
         tools = self._services.tools
-        output = await tools.run(call)
+        span = self._spans.child("tool", **{"rt.tool": call.name}) if self._spans else None
+        try:
+            output = await tools.run(call)
+        finally:
+            if span is not None:
+                span.end()
         self._apply(self.translator.tool_result(call, output, tools.reply_instructions(call.name)))
 
     async def _keep_resume(self, resumable: Resumable) -> None:
