@@ -14,6 +14,7 @@ The SDK reads its other standard variables itself (``OTEL_SERVICE_NAME``,
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -50,7 +51,10 @@ async def tracer_provider(endpoint: str | None, instance: str) -> AsyncIterator[
         return
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    resource = Resource.create({"service.name": "rt_server", "service.instance.id": instance})
+    attributes = {"service.instance.id": instance}
+    if not os.environ.get("OTEL_SERVICE_NAME"):  # the standard variable wins
+        attributes["service.name"] = "rt_server"
+    resource = Resource.create(attributes)
     provider = TracerProvider(resource=resource)
     exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")
     provider.add_span_processor(BatchSpanProcessor(exporter))
