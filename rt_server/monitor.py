@@ -33,7 +33,7 @@ from loguru import logger
 from starlette.websockets import WebSocket
 
 from rt_server.observe import SessionInfo
-from rt_server.shared import Shared
+from rt_server.shared import Shared, SharedUnavailable
 from rt_server.translate import Note
 
 DEFAULT_BUFFER = 1000  # messages a feed may have waiting before it starts losing them
@@ -162,7 +162,10 @@ class Monitor:
 
     async def serve(self, websocket: WebSocket) -> None:
         """Stream the feed to an accepted ``websocket`` until it goes away."""
-        sessions = await self.shared.live() if self.shared is not None else None
+        sessions = None  # those of this instance, unless the shared registry answers
+        if self.shared is not None:
+            with contextlib.suppress(SharedUnavailable):
+                sessions = await self.shared.live()
         feed = self.subscribe(sessions)
         log = logger.bind(session="monitor")
         log.info("monitor connected ({} feeds)", len(self.feeds))
