@@ -30,7 +30,7 @@ from rt_server.rates import KeyedRate
 
 #: Why a session was not admitted: the cap across instances, or the client token's.
 Full: TypeAlias = Literal["total", "token"]
-Channel: TypeAlias = Literal["monitor"]
+Channel: TypeAlias = Literal["monitor", "logs", "logs_control"]
 Listener: TypeAlias = Callable[[str], None]
 
 

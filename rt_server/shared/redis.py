@@ -13,7 +13,8 @@ counted inside one Lua script (so a cap holds when instances admit at the same m
 - ``rt:rate:<per minute>:<caller digest>``: a token bucket (hash), expiring when full.
 - ``rt:resume:<token>``: a conversation's resume state, ``RESUME_WINDOW_SECONDS`` after its
   session was last seen alive; ``rt:resumes:<token>`` how many times it was taken up.
-- channel ``rt:monitor``: the monitor feed of every instance.
+- channels ``rt:monitor`` (the monitor feed of every instance), ``rt:logs`` and
+  ``rt:logs_control`` (``/logs`` consoles following calls elsewhere: :mod:`rt_server.call_relay`).
 
 A Redis error becomes :class:`SharedUnavailable` here, and nowhere else.
 """
@@ -36,6 +37,11 @@ from redis.exceptions import RedisError
 from rt_server.shared.base import Caps, Channel, Full, Shared, SharedUnavailable, digest
 
 LEASE_MS = 15_000
+_CHANNELS: dict[str, Channel] = {
+    "monitor": "monitor",
+    "logs": "logs",
+    "logs_control": "logs_control",
+}
 PUBLISH_QUEUE = 10_000  # messages waiting to be published before new ones are dropped
 _MAX_BACKOFF = 5.0
 
@@ -250,11 +256,12 @@ class RedisShared(Shared):
         while True:
             try:
                 async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe("rt:monitor")
+                    await pubsub.subscribe(*(f"rt:{channel}" for channel in _CHANNELS))
                     backoff = 0.2
                     async for message in pubsub.listen():
                         if message["type"] == "message":
-                            self._deliver("monitor", bytes(message["data"]).decode())
+                            channel = _CHANNELS[bytes(message["channel"]).decode()[3:]]
+                            self._deliver(channel, bytes(message["data"]).decode())
             except RedisError as exc:
                 logger.warning("redis: feed subscription lost ({})", type(exc).__name__)
             await asyncio.sleep(backoff)

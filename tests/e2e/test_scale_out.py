@@ -3,7 +3,7 @@
 
 Sessions spread over the instances; a monitor on one sees the sessions of all; the global
 cap holds across them; a ``/logs`` configuration saved through one applies to a call on
-another; ``kill -9`` of the instance serving a conversation -> the Python client resumes
+another, and a console on one follows and operates a call on another; ``kill -9`` of the instance serving a conversation -> the Python client resumes
 through nginx on another and the model still knows what was said; the records hold every
 completed turn exactly once; a drain (SIGTERM) hands the client a resume it uses on
 another. The tests run in this order on one set of processes."""
@@ -151,6 +151,30 @@ async def test_a_call_configuration_saved_through_one_instance_applies_on_anothe
         await call.hang_up()  # as Twilio ends a call: a stop event
     assert isinstance(updated, dict)
     assert updated["session"]["instructions"] == CONTOSO
+
+
+async def test_a_console_on_one_instance_follows_and_operates_a_call_on_another(
+    cluster: Cluster,
+) -> None:
+    async with (
+        client(cluster.ws(0, "/logs"), max_queue=None) as console,
+        twilio_call(cluster.ws(1, "/call")) as call,
+    ):
+        async with asyncio.timeout(10):
+            while True:  # until this instance has heard of the call (no_call before)
+                await send_json(console, {"type": "response.create"})
+                frame = await next_frame(console)
+                if not (
+                    isinstance(frame, dict) and frame.get("error", {}).get("code") == "no_call"
+                ):
+                    break
+        # The reply rt1's console asked for runs on rt2; its events reach rt1's console.
+        done, seen = await until(console, lambda f: _kind(f) == "response.done")
+        await call.hang_up()
+    assert isinstance(done, dict) and done["response"]["status"] == "completed"
+    kinds = [_kind(f) for f in [frame, *seen]]
+    assert "response.created" in kinds
+    assert "response.text.delta" in kinds  # OUTPUT_MODALITY=text: the reply's text
 
 
 async def test_a_drain_hands_the_client_a_resume_it_uses_on_another_instance(
