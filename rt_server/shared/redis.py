@@ -127,8 +127,11 @@ return tostring(wait)
 class RedisShared(Shared):
     """Shared state in the Redis at ``url``; the lifespan enters it."""
 
-    def __init__(self, url: str, instance: str, caps: Caps, resume_seconds: float) -> None:
+    def __init__(
+        self, url: str, instance: str, caps: Caps, resume_seconds: float, lease_ms: int = LEASE_MS
+    ) -> None:
         super().__init__(instance, caps, resume_seconds)
+        self.lease_ms = lease_ms
         self._redis = Redis.from_url(url, socket_timeout=3.0, socket_connect_timeout=3.0)
         self._mine: dict[str, str | None] = {}  # live session id -> holder
         self._held: set[str] = set()  # resume tokens of live sessions
@@ -175,7 +178,7 @@ class RedisShared(Shared):
         if holder is not None:
             keys.append(f"rt:live:{holder}")
         caps = self.caps
-        args: list[str | int] = [session_id, caps.total, caps.per_token, LEASE_MS, self.instance]
+        args: list[str | int] = [session_id, caps.total, caps.per_token, self.lease_ms, self.instance]
         async with _mapped():
             full = await cast(Awaitable[int], self._admit(keys=keys, args=args))
         if full:
@@ -185,7 +188,7 @@ class RedisShared(Shared):
 
     async def describe(self, session_id: str, info: dict[str, object]) -> None:
         async with _mapped():
-            await self._redis.set(f"rt:session:{session_id}", orjson.dumps(info), px=LEASE_MS)
+            await self._redis.set(f"rt:session:{session_id}", orjson.dumps(info), px=self.lease_ms)
 
     async def release(self, session_id: str, holder: str | None) -> None:
         self._mine.pop(session_id, None)
@@ -206,7 +209,7 @@ class RedisShared(Shared):
     async def _renew_leases(self) -> None:
         """Renew this instance's leases (and its live sessions' resume state)."""
         while True:
-            await asyncio.sleep(LEASE_MS / 3000)
+            await asyncio.sleep(self.lease_ms / 3000)
             mine = dict(self._mine)
             keys = ["rt:live"]
             for session_id, holder in mine.items():
@@ -217,7 +220,7 @@ class RedisShared(Shared):
                 ]
             try:
                 if mine:
-                    await self._renew(keys=keys, args=[LEASE_MS, *mine.keys()])
+                    await self._renew(keys=keys, args=[self.lease_ms, *mine.keys()])
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for token in self._held:
                         pipe.expire(f"rt:resume:{token}", int(self.resume_seconds) + 1)
