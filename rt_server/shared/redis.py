@@ -178,7 +178,13 @@ class RedisShared(Shared):
         if holder is not None:
             keys.append(f"rt:live:{holder}")
         caps = self.caps
-        args: list[str | int] = [session_id, caps.total, caps.per_token, self.lease_ms, self.instance]
+        args: list[str | int] = [
+            session_id,
+            caps.total,
+            caps.per_token,
+            self.lease_ms,
+            self.instance,
+        ]
         async with _mapped():
             full = await cast(Awaitable[int], self._admit(keys=keys, args=args))
         if full:
