@@ -24,16 +24,21 @@ answers it. */
   /** Server: something went wrong; the session goes on unless a close follows. */
   export interface ErrorMessage {
     type: "error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "transcription_failed" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "resume_expired" | "state_unavailable" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "transcription_failed" | "internal_error";
     message: string;
     retry_after?: number;
   }
-  /** Server: a session event; ``connected`` carries the greeting, ``text_done`` an id;
-``interrupted`` answers an ``interrupt``, after the cut parts' ``text_done``. */
+  /** Server: a session event; ``connected`` carries the greeting and ``resume`` (the
+token to reconnect with, ``?resume=``; ``shutting_down`` carries it too), ``resumed``
+says the conversation was taken up again (``interrupted``: the reply to the last turn
+was lost with the connection), ``text_done`` carries an id; ``interrupted`` answers an
+``interrupt``, after the cut parts' ``text_done``. */
   export interface ServerControl {
     type: "control";
-    action: "connected" | "speech_started" | "text_done" | "interrupted" | "shutting_down" | "tool_call" | "tool_done" | "timeout_triggered";
+    action: "connected" | "resumed" | "speech_started" | "text_done" | "interrupted" | "shutting_down" | "tool_call" | "tool_done" | "timeout_triggered";
     greeting?: string;
+    resume?: string;
+    interrupted?: boolean;
     id?: string;
     name?: string;
   }
@@ -91,7 +96,7 @@ export namespace Conversation {
   /** Server: something went wrong; the session goes on unless a close follows. */
   export interface ErrorMessage {
     type: "error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "transcription_failed" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "resume_expired" | "state_unavailable" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "transcription_failed" | "internal_error";
     message: string;
     retry_after?: number;
   }
@@ -252,7 +257,7 @@ export namespace Gateway {
   /** What went wrong: ``param`` names the field, ``event_id`` the client event refused. */
   export interface ErrorDetail {
     type: "invalid_request_error" | "server_error";
-    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "transcription_failed" | "internal_error";
+    code: "invalid_json" | "nesting_too_deep" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "invalid_audio" | "invalid_image" | "image_too_large" | "locked_field" | "text_rate_exceeded" | "message_too_large" | "invalid_utf8" | "protocol_error" | "audio_rate_exceeded" | "session_expired" | "idle_timeout" | "too_many_sessions" | "unauthorized" | "forbidden_origin" | "unknown_profile" | "unknown_discussion" | "records_unavailable" | "shutting_down" | "resume_expired" | "state_unavailable" | "backend_unreachable" | "backend_auth_failed" | "backend_rate_limited" | "backend_unavailable" | "backend_error" | "backend_closed" | "backend_timeout" | "backend_reconnected" | "transcription_failed" | "internal_error";
     message: string;
     param: string | null;
     event_id: string | null;

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -29,6 +28,7 @@ from rt_server.errors import BackendError
 from rt_server.http_errors import ApiError, client_refused, documented
 from rt_server.profile import without_secrets
 from rt_server.runtime import RuntimeDep
+from rt_server.shared import SharedUnavailable
 from rt_server.translate import Translator
 
 router = APIRouter(prefix="/api", tags=["client secrets"])
@@ -56,7 +56,13 @@ async def create_session(
     settings = runtime.settings
     if (refused := client_refused(request, settings)) is not None:
         raise refused
-    if wait := runtime.secret_rate.take(_caller(request, settings), time.monotonic()):
+    try:
+        wait = await runtime.shared.take(
+            _caller(request, settings), settings.client_secrets_per_minute
+        )
+    except SharedUnavailable:
+        raise ApiError(503, "state_unavailable", "the shared state is unavailable") from None
+    if wait:
         per_minute = settings.client_secrets_per_minute
         raise ApiError(
             429,

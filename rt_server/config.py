@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, TypeVar, get_args
@@ -35,6 +36,11 @@ Voice: TypeAlias = Literal[
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
+def default_instance_id() -> str:
+    """``INSTANCE_ID``'s default: ``<host name>-<process id>``."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Per-session limits; every one is documented in the README's limits table."""
@@ -53,6 +59,8 @@ class Limits:
     head_timeout_seconds: float = 10.0
     stall_timeout_seconds: float = 10.0
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    max_sessions_total: int = 0  # across every instance sharing REDIS_URL (0: no cap)
+    max_sessions_per_token: int = 0  # per client token, across instances (0: no cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +112,12 @@ class Settings:
     audio_coalesce_ms: int = 20
     temperature: float | None = None  # the Azure preview path's sampling temperature
     sched_slice_us: int = DEFAULT_US  # 0: the kernel's default slice (see rt_server.sched)
+    #: Shared live state (docs/scale-out.md): a ``redis://`` URL; None: this process alone.
+    redis_url: str | None = field(default=None, repr=False)
+    instance_id: str = field(default_factory=default_instance_id)
+    resume_window_seconds: float = 120.0
+    #: OpenTelemetry traces over OTLP/HTTP to this collector (None: no tracing).
+    otel_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -162,6 +176,10 @@ class Settings:
             dtmf=get.choice("DTMF", ("text", "ignore"), "text"),
             temperature=_temperature(get),
             sched_slice_us=_slice(get),
+            redis_url=_redis_url(get),
+            instance_id=get.text("INSTANCE_ID") or default_instance_id(),
+            resume_window_seconds=get.number("RESUME_WINDOW_SECONDS", 120.0, low=1.0),
+            otel_endpoint=get.url("OTEL_EXPORTER_OTLP_ENDPOINT"),
         )
         settings.check()
         return settings
@@ -298,6 +316,8 @@ def _limits(get: _Reader) -> Limits:
             "STALL_TIMEOUT_SECONDS", default.stall_timeout_seconds, low=0.1
         ),
         max_image_bytes=get.integer("MAX_IMAGE_BYTES", default.max_image_bytes, low=1024),
+        max_sessions_total=get.integer("MAX_SESSIONS_TOTAL", 0, low=0),
+        max_sessions_per_token=get.integer("MAX_SESSIONS_PER_TOKEN", 0, low=0),
     )
 
 
@@ -317,6 +337,14 @@ def _slice(get: _Reader) -> int:
     if not valid(us):
         raise ConfigError(f"SCHED_SLICE_US must be 0 or between {MIN_US} and {MAX_US}, got {us}")
     return us
+
+
+def _redis_url(get: _Reader) -> str | None:
+    """REDIS_URL: ``redis://``, ``rediss://`` (TLS) or ``unix://``; unset: no sharing."""
+    url = get.text("REDIS_URL")
+    if url is not None and urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    return url
 
 
 def _discussions_dir(get: _Reader) -> str | None:

@@ -43,6 +43,8 @@ ErrorCode: TypeAlias = Literal[
     "unknown_discussion",
     "records_unavailable",
     "shutting_down",
+    "resume_expired",
+    "state_unavailable",
     # the backend
     "backend_unreachable",
     "backend_auth_failed",

@@ -40,8 +40,10 @@ from rt_server.routes import mount_routes
 from rt_server.runtime import Runtime, runtime_of
 from rt_server.sched import request_slice
 from rt_server.session import Services
+from rt_server.shared import open_shared
 from rt_server.shutdown import drain_on_signal
 from rt_server.tools import ToolRegistry, load_tools
+from rt_server.tracing import tracer_provider
 from rt_server.web import mount_web_client
 
 
@@ -80,12 +82,14 @@ def create_app(
         registry = load_tools(resolved.tool_modules)
         if tools is not None:
             registry.merge(tools)
-        metrics = Metrics()
+        metrics = Metrics(resolved.instance_id)
         async with (
             backend or create_backend(resolved) as started,
             open_records(resolved, metrics.registry) as records,
+            open_shared(resolved) as shared,
+            tracer_provider(resolved.otel_endpoint, resolved.instance_id) as tracer,
         ):
-            monitor = Monitor(resolved.monitor_buffer)
+            monitor = Monitor(resolved.monitor_buffer, shared)
             everyone = (*observers, monitor, *records.observers)
             audio_dir = Path(resolved.record_audio_dir) if resolved.record_audio_dir else None
             services = Services(
@@ -96,9 +100,16 @@ def create_app(
                 everyone,
                 record_audio=audio_dir,
                 message_logs=message_categories(resolved.log_level, resolved.log_events),
+                tracer=tracer,
             )
             runtime = app.state.runtime = Runtime(
-                resolved, services, monitor, records, dialects, call_logs=CallLogs(monitor.buffer)
+                resolved,
+                services,
+                monitor,
+                records,
+                dialects,
+                call_logs=CallLogs(monitor.buffer, shared),
+                shared=shared,
             )
             async with drain_on_signal(runtime):
                 if own_process:

@@ -71,8 +71,12 @@ class _TrafficCollector(Collector):
 class Metrics:
     """What ``GET /metrics`` exposes."""
 
-    def __init__(self) -> None:
+    def __init__(self, instance: str | None = None) -> None:
         self.registry = CollectorRegistry()
+        if instance is not None:  # which of the instances behind a load balancer this is
+            Gauge(
+                "rt_instance", "This instance (INSTANCE_ID)", ["instance"], registry=self.registry
+            ).labels(instance).set(1)
         self._traffic = _TrafficCollector()
         self.registry.register(self._traffic)
         self.sessions_active = Gauge(

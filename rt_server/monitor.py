@@ -8,8 +8,9 @@ with ``{"type": "dropped", "count": N}`` at the point where messages went missin
 
 One JSON object per text frame, each with ``type`` and ``time`` (ISO 8601, UTC):
 
-- ``monitor``: first, on connecting: ``sessions`` (those live now) and ``buffer``;
-- ``session_started``: ``session``, ``dialect``, ``data``: backend, profile, peer;
+- ``monitor``: first, on connecting: ``sessions`` (those live now, on every instance
+  sharing ``REDIS_URL``) and ``buffer``;
+- ``session_started``: ``session``, ``dialect``, ``data``: backend, profile, peer, instance;
 - a note from a session: ``type`` is its kind (``user_transcript``, ``user_text``,
   ``assistant_text``, ``speech_started``, ``truncated``, ``tool_call``, ``tool_result``,
   ``usage``, ``rate_limits``, ``timeout_triggered``, ``mcp_list_tools``, ``mcp_call``,
@@ -33,6 +34,7 @@ from loguru import logger
 from starlette.websockets import WebSocket
 
 from rt_server.observe import SessionInfo
+from rt_server.shared import Shared, SharedUnavailable
 from rt_server.translate import Note
 
 DEFAULT_BUFFER = 1000  # messages a feed may have waiting before it starts losing them
@@ -46,9 +48,10 @@ def _dumps(message: dict[str, Any]) -> str:
     return orjson.dumps(message).decode()
 
 
-def _session(info: SessionInfo) -> dict[str, Any]:
+def describe(info: SessionInfo, instance: str | None = None) -> dict[str, Any]:
+    """A live session as the monitor lists it (``instance``: the one serving it)."""
     started = datetime.fromtimestamp(info.started_at, UTC).isoformat(timespec="milliseconds")
-    return {
+    described = {
         "session": info.id,
         "dialect": info.dialect,
         "backend": info.backend,
@@ -56,6 +59,9 @@ def _session(info: SessionInfo) -> dict[str, Any]:
         "peer": info.peer,
         "started": started,
     }
+    if instance is not None:
+        described["instance"] = instance
+    return described
 
 
 @dataclass(slots=True, eq=False)  # compared and hashed by identity: feeds live in a set
@@ -94,18 +100,23 @@ class Feed:
 
 
 class Monitor:
-    """A session observer that fans events out to every connected ``/monitor`` feed."""
+    """A session observer that fans events out to every connected ``/monitor`` feed:
+    through ``shared`` when given (the feeds of every instance hear every instance)."""
 
-    def __init__(self, buffer: int = DEFAULT_BUFFER) -> None:
+    def __init__(self, buffer: int = DEFAULT_BUFFER, shared: Shared | None = None) -> None:
         self.buffer = buffer
         self.feeds: set[Feed] = set()
         self.live: dict[str, SessionInfo] = {}
+        self.shared = shared
+        self._instance = shared.instance if shared is not None else None
+        if shared is not None:
+            shared.listen("monitor", self._fan_out)
 
     # ---------------------------------------------------------------- Observer
 
     def session_started(self, info: SessionInfo) -> None:
         self.live[info.id] = info
-        data = _session(info)
+        data = describe(info, self._instance)
         del data["session"], data["dialect"]
         self._publish("session_started", info, data)
 
@@ -117,7 +128,8 @@ class Monitor:
         self._publish("session_ended", info, {"code": close_code, "reason": reason})
 
     def _publish(self, kind: str, info: SessionInfo, data: Any) -> None:
-        if not self.feeds:
+        shared = self.shared
+        if not self.feeds and (shared is None or shared.local):
             return
         message = _dumps(
             {
@@ -128,15 +140,22 @@ class Monitor:
                 "data": data,
             }
         )
+        if shared is not None:
+            shared.publish("monitor", message)
+        else:
+            self._fan_out(message)
+
+    def _fan_out(self, message: str) -> None:
         for feed in self.feeds:
             feed.put(message)
 
     # ---------------------------------------------------------------- serving a feed
 
-    def subscribe(self) -> Feed:
-        """A new feed, starting with the sessions live now."""
+    def subscribe(self, sessions: list[dict[str, Any]] | None = None) -> Feed:
+        """A new feed, starting with ``sessions`` (default: those live here now)."""
         feed = Feed(self.buffer)
-        sessions = [_session(info) for info in self.live.values()]
+        if sessions is None:
+            sessions = [describe(info, self._instance) for info in self.live.values()]
         hello = {"type": "monitor", "time": _now(), "sessions": sessions, "buffer": self.buffer}
         feed.put(_dumps(hello))
         self.feeds.add(feed)
@@ -144,7 +163,11 @@ class Monitor:
 
     async def serve(self, websocket: WebSocket) -> None:
         """Stream the feed to an accepted ``websocket`` until it goes away."""
-        feed = self.subscribe()
+        sessions = None  # those of this instance, unless the shared registry answers
+        if self.shared is not None:
+            with contextlib.suppress(SharedUnavailable):
+                sessions = await self.shared.live()
+        feed = self.subscribe(sessions)
         log = logger.bind(session="monitor")
         log.info("monitor connected ({} feeds)", len(self.feeds))
         tasks = [

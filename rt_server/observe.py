@@ -23,6 +23,7 @@ class SessionInfo:
     started_at: float  # wall clock, seconds since the epoch
     peer: str
     discussion: str | None = None  # the discussion it records into (None: its own)
+    part: int = 0  # taken up again on a new connection this many times (``?resume=``)
 
 
 class Observer(Protocol):

@@ -16,16 +16,16 @@ from rt_server.call_logs import CallLogs
 from rt_server.config import Settings
 from rt_server.dialects import DIALECTS, Dialect
 from rt_server.monitor import Monitor
-from rt_server.rates import KeyedRate
 from rt_server.readiness import Readiness
 from rt_server.records.service import Records
 from rt_server.session import Services, Session
+from rt_server.shared import Caps, LocalShared, Shared
 
 
 @dataclass(slots=True)
 class Runtime:
     """Settings, the services sessions share, the records, the live sessions and the
-    consoles following them (``/logs``)."""
+    consoles following them (``/logs``), and the state shared with other instances."""
 
     settings: Settings
     services: Services
@@ -36,12 +36,11 @@ class Runtime:
     call_logs: CallLogs = field(default_factory=CallLogs)
     draining: bool = False
     drained: asyncio.Event = field(default_factory=asyncio.Event)
+    shared: Shared = field(default_factory=lambda: LocalShared("local", Caps(), 120.0))
     readiness: Readiness = field(init=False)
-    secret_rate: KeyedRate = field(init=False)  # POST /api/session, per caller
 
     def __post_init__(self) -> None:
         self.readiness = Readiness(self.services.backend, self.settings.ready_cache_seconds)
-        self.secret_rate = KeyedRate(self.settings.client_secrets_per_minute)
 
 
 def runtime_of(connection: HTTPConnection) -> Runtime:

@@ -34,12 +34,20 @@ from rt_server.edge.sockets import ClientSocket
 from rt_server.errors import BackendClosed, BackendError, ClientError, ErrorCode
 from rt_server.metrics import Metrics, Traffic
 from rt_server.observe import Observer, SessionInfo
+from rt_server.resume import ResumeState, snapshot
+from rt_server.shared import Shared, SharedUnavailable
 from rt_server.tools import ToolRegistry
-from rt_server.translate import ClientFrame, Outbox, ToolCall, Translator
+from rt_server.tracing import SessionTrace, Tracer
+from rt_server.translate import ClientFrame, NoteKind, Outbox, ToolCall, Translator
 
 _AUDIO_BURST_MS = 2000.0  # audio a client may send ahead of real time before the rate applies
 _REFUSALS: dict[int, ErrorCode] = {1009: "message_too_large", 1007: "invalid_utf8"}
 _AUDIO_EVENTS = frozenset({"input_audio_buffer.append", "response.output_audio.delta"})
+#: Notes after which the resume state is saved again: the conversation has grown.
+_GROWN: frozenset[NoteKind] = frozenset(
+    {"user_text", "user_transcript", "assistant_text", "tool_call", "tool_result"}
+)
+_LAST_SAVE_SECONDS = 1.0  # the closing save of the resume state waits no longer
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,18 @@ class Services:
     #: ``LOG_EVENTS`` categories whose per-message DEBUG lines are wanted (client, backend,
     #: audio); empty: no per-message logging at all.
     message_logs: frozenset[str] = frozenset()
+    tracer: Tracer | None = None  # OTEL_EXPORTER_OTLP_ENDPOINT (rt_server.tracing)
+
+
+@dataclass(slots=True)
+class Resumable:
+    """A session a client may take up again (:mod:`rt_server.resume`): where its state is
+    kept, under which token, and what it resumed (None: a new conversation)."""
+
+    shared: Shared
+    token: str
+    operator: dict[str, Any]  # the named profile's operator fields, as configured
+    resumed: ResumeState | None = None
 
 
 class CloseSession(Exception):
@@ -115,8 +135,14 @@ class Session:
         services: Services,
         *,
         discussion: str | None = None,
+        id: str | None = None,
+        part: int = 0,
+        resumable: Resumable | None = None,
     ) -> None:
-        self.id = uuid.uuid4().hex[:12]
+        self.id = id or uuid.uuid4().hex[:12]
+        self.resumable = resumable
+        self._spans: SessionTrace | None = None  # started by run() when tracing is on
+        self._grown = asyncio.Event()  # a turn completed: save the resume state
         self.log = logger.bind(session=self.id)
         self.counters = Counters()
         self.translator = translator
@@ -156,6 +182,7 @@ class Session:
             time.time(),
             socket.peer,
             discussion,
+            part,
         )
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -163,6 +190,14 @@ class Session:
     async def run(self) -> None:
         """Serve the session until either side ends it; never raises."""
         self.log.info("session start: {} from {}", self.info.dialect, self.info.peer)
+        if (tracer := self._services.tracer) is not None:
+            attributes = {
+                "rt.session": self.id,
+                "rt.dialect": self.info.dialect,
+                "rt.profile": self.info.profile,
+                "rt.part": self.info.part,
+            }
+            self._spans = SessionTrace(tracer, attributes)
         self._observe("session_started")
         self._metrics.sessions_active.inc()
         self._metrics.sessions_total.labels(self.info.dialect).inc()
@@ -171,7 +206,11 @@ class Session:
         try:
             await self._until_ended(self._connect())
             self._socket.start(self)
-            self._guard(self._send_backend, self.translator.welcome())
+            resumed = self.resumable.resumed if self.resumable is not None else None
+            if resumed is None:
+                self._guard(self._send_backend, self.translator.welcome())
+            else:
+                self._guard(self._deliver, self.translator.render_resumed(resumed.interrupted))
             await self._serve()
         except _ClientLeft:
             pass
@@ -224,6 +263,8 @@ class Session:
         tasks = [self._run_tools(), self._watchdog()]
         if self._recording is not None:
             tasks.append(self._record(self._recording))
+        if self.resumable is not None:
+            tasks.append(self._keep_resume(self.resumable))
         return tasks
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
@@ -236,6 +277,7 @@ class Session:
             self._ended.set_exception(exc)
             self._ended.exception()  # retrieved: run() re-raises it
             self._socket.pause_reading()
+            self._grown.set()  # the resume saver sees the end
 
     def _guard(self, step: Any, *args: Any) -> None:
         """Run a callback step; whatever it raises ends the session (once, in run())."""
@@ -256,11 +298,18 @@ class Session:
             connection, self._conn = self._conn, None
             with contextlib.suppress(Exception):
                 await connection.aclose()
+        if self.resumable is not None:  # saved before the client may resume elsewhere
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._save_resume(self.resumable), _LAST_SAVE_SECONDS)
         await self._socket.close(code, reason)
         self._settle(self.translator.cut_short())  # a reply the close ended is recorded
+        if self.resumable is not None:
+            self.resumable.shared.drop_resume(self.resumable.token)
         self._metrics.sessions_active.dec()
         self._metrics.retire(self.counters.traffic)
         self._observe("session_ended", code, reason)
+        if self._spans is not None:
+            self._spans.end(code, reason)
         c, t = self.counters, self.counters.traffic
         self.log.info(
             "session end after {:.1f} s: close {} ({}); in {} text / {} audio frames ({} B), "
@@ -286,6 +335,18 @@ class Session:
     async def _connect(self) -> None:
         """Open and configure a backend session; the client hears ``connected`` after.
         Events the client sent meanwhile are held and follow the restored conversation."""
+        span = self._spans.child("backend.connect") if self._spans is not None else None
+        try:
+            await self._open_backend()
+        except BackendError as exc:
+            if span is not None:
+                span.set_attribute("rt.error", exc.code)
+            raise
+        finally:
+            if span is not None:
+                span.end()
+
+    async def _open_backend(self) -> None:
         started = time.monotonic()
         configured = self._configured = asyncio.get_running_loop().create_future()
         connection = await self._services.backend.connect()
@@ -314,6 +375,8 @@ class Session:
         now = self._last_backend = time.monotonic()
         if self.tap is not None:
             self.tap(event)
+        if self._spans is not None:
+            self._spans.backend_event(event.get("type"))
         if self._traced:
             self._trace("<", event)
         configured = self._configured
@@ -498,8 +561,29 @@ class Session:
         self.log.info("> tool {} ({} B of arguments)", call.name, len(call.arguments))
         self._metrics.tool_calls.labels(call.name).inc()
         tools = self._services.tools
-        output = await tools.run(call)
+        span = self._spans.child("tool", **{"rt.tool": call.name}) if self._spans else None
+        try:
+            output = await tools.run(call)
+        finally:
+            if span is not None:
+                span.end()
         self._apply(self.translator.tool_result(call, output, tools.reply_instructions(call.name)))
+
+    async def _keep_resume(self, resumable: Resumable) -> None:
+        """Save the resume state now, then again each time a turn completes; ends with the
+        session even if a store's client swallowed the cancellation (redis-py can)."""
+        resumable.shared.hold_resume(resumable.token)
+        while not self._ended.done():
+            await self._save_resume(resumable)
+            await self._grown.wait()
+            self._grown.clear()
+
+    async def _save_resume(self, resumable: Resumable) -> None:
+        state = snapshot(self.translator, self.id, self.info.discussion, resumable.operator)
+        try:
+            await resumable.shared.save_resume(resumable.token, state)
+        except SharedUnavailable as exc:  # saved with the next turn, once it is back
+            self.log.warning("resume state not saved: {}", exc)
 
     async def _record(self, recording: AudioRecording) -> None:
         """Write recorded audio about once a second, off the audio path."""
@@ -589,6 +673,8 @@ class Session:
             elif note.kind == "rate_limits":
                 self._metrics.rate_limits(note.data["rate_limits"])
             self._observe("session_note", note)
+            if note.kind in _GROWN:
+                self._grown.set()
         for call in out.calls:
             self._calls.put_nowait(call)
 

@@ -268,6 +268,12 @@ class Translator:
 
     #: The largest image a user turn may carry, decoded (``MAX_IMAGE_BYTES``).
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    #: The token a client reconnects with to take this conversation up again
+    #: (``?resume=``, :mod:`rt_server.resume`); ``connected`` carries it.
+    resume_token: str | None = None
+    #: Items of the conversation before a resume (what :meth:`restore` built on the lost
+    #: instance): rebuilt before the turns of this part.
+    carried: list[BackendEvent] = field(default_factory=list)
 
     #: Bytes of ``audio_format`` audio per millisecond (derived, read per frame).
     bytes_per_ms: int = field(init=False)
@@ -292,8 +298,9 @@ class Translator:
 
     def restore(self) -> list[BackendEvent]:
         """Events that (re)build this conversation on a fresh backend session: its
-        configuration, then every message, function call and output, in order."""
-        return [self.session_update(), *self.history.restore()]
+        configuration, the items a resumed session carried over, then every message,
+        function call and output since, in order."""
+        return [self.session_update(), *self.carried, *self.history.restore()]
 
     def welcome(self) -> list[BackendEvent]:
         """A response in which the assistant speaks first, if the profile asks for one."""
@@ -793,6 +800,9 @@ class Translator:
         return []
 
     def render_shutting_down(self) -> list[ClientFrame]:
+        return []
+
+    def render_resumed(self, interrupted: bool) -> list[ClientFrame]:
         return []
 
     def render_error(

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Self, cast
+from typing import Any, Self, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -23,6 +23,12 @@ from rt_server.dialects.realtime import ErrorMessage, ServerMessage
 
 FRAME_BYTES = 960  # 20 ms of PCM16 mono at 24 kHz
 _NORMAL_CLOSE = frozenset({1000, 1001})
+#: Closes after which a session is taken up again (``resume``): the connection was lost
+#: (None), the server went away or restarts (a drain: 1001, 1012), it failed (1011), or
+#: is overloaded for now (1013).
+_RESUMABLE = frozenset({None, 1001, 1006, 1011, 1012, 1013, 1014})
+_RESUME_ATTEMPTS = 5
+_REFUSED = frozenset({400, 401, 403, 404})  # a reconnect refused for good
 
 
 class RtClient:
@@ -30,11 +36,22 @@ class RtClient:
 
     Iterating yields every server message (a ``ServerMessage`` dict) or audio frame
     (``bytes``) until the server closes normally; an abnormal close raises :class:`Closed`.
+
+    With ``resume`` (the default), a connection that is lost or that the server closes
+    going away (a drain, an instance killed behind a load balancer) is reopened with the
+    ``resume`` token the server gave: the conversation goes on, and the next message is
+    ``{"type": "control", "action": "resumed"}``. A frame whose send found the connection
+    gone is sent again on the new one.
     """
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(
+        self, ws: ClientConnection, reopen: Callable[[str], _Opener] | None = None
+    ) -> None:
         self.ws = ws
         self.greeting = ""
+        self.resume_token: str | None = None  # from ``connected``
+        self._reopen = reopen
+        self.resumes = 0  # how many times the session was taken up again
 
     @classmethod
     @asynccontextmanager
@@ -46,6 +63,7 @@ class RtClient:
         profile: str | None = None,
         open_timeout: float = 10.0,
         max_size: int | None = 2**22,
+        resume: bool = True,
     ) -> AsyncIterator[Self]:
         """Open a session and wait for ``connected``, each within ``open_timeout`` seconds.
 
@@ -58,26 +76,18 @@ class RtClient:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         if profile is not None:
             url = _with_query(url, profile=profile)
+
+        def opener(resume_token: str | None) -> _Opener:
+            target = url if resume_token is None else _with_query(url, resume=resume_token)
+            return _open(target, headers, open_timeout, max_size)
+
+        ws = await opener(None)
+        client = cls(ws, (lambda token: opener(token)) if resume else None)
         try:
-            ws = await connect(
-                url,
-                additional_headers=headers,
-                compression=None,
-                open_timeout=open_timeout,
-                max_size=max_size,
-                proxy=None,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            message = f"the server refused the connection: HTTP {status}"
-            raise ConnectFailed(message + _why(exc.response.body), status=status) from None
-        except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as exc:
-            where = urlsplit(url)._replace(query="").geturl()  # a query may hold a token
-            raise ConnectFailed(f"cannot connect to {where}: {exc or type(exc).__name__}") from exc
-        async with ws:
-            client = cls(ws)
             await client._wait_connected(open_timeout)
             yield client
+        finally:
+            await client.ws.close()
 
     async def _wait_connected(self, seconds: float) -> None:
         try:
@@ -86,9 +96,11 @@ class RtClient:
                     if isinstance(message, bytes):
                         continue
                     if message["type"] == "error":
-                        raise ConnectFailed(str(ServerError(message)))
+                        error = ServerError(message)
+                        raise ConnectFailed(str(error), code=error.code)
                     if message["type"] == "control" and message["action"] == "connected":
                         self.greeting = message.get("greeting", "")
+                        self.resume_token = message.get("resume")
                         return
         except TimeoutError:
             raise ConnectFailed(f"no 'connected' from the server within {seconds:g} s") from None
@@ -142,7 +154,10 @@ class RtClient:
         try:
             await self.ws.send(frame)
         except ConnectionClosed as exc:
-            raise _closed(exc) from None
+            closed = _closed(exc)
+            if not await self._resumed(closed):
+                raise closed from None
+            await self.ws.send(frame)
 
     # ---------------------------------------------------------------------------- receiving
 
@@ -154,6 +169,8 @@ class RtClient:
             frame = await self.ws.recv()
         except ConnectionClosed as exc:
             closed = _closed(exc)
+            if await self._resumed(closed):
+                return await self.__anext__()
             if closed.code in _NORMAL_CLOSE:
                 raise StopAsyncIteration from None
             raise closed from None
@@ -204,7 +221,54 @@ class RtClient:
         return collector.reply(time.perf_counter())
 
     async def aclose(self) -> None:
+        self._reopen = None  # closed on purpose: nothing to resume
         await self.ws.close()
+
+    async def _resumed(self, closed: Closed) -> bool:
+        """Take the session up again after ``closed``, if it can be; whether it was."""
+        token, reopen = self.resume_token, self._reopen
+        if reopen is None or token is None or closed.code not in _RESUMABLE:
+            return False
+        self._reopen = None  # a loss while reopening is that attempt's failure
+        try:
+            for attempt in range(_RESUME_ATTEMPTS):
+                try:
+                    self.ws = await reopen(token)
+                    await self._wait_connected(10.0)
+                except ConnectFailed as exc:
+                    if exc.code == "resume_expired" or exc.status in _REFUSED:
+                        return False
+                    await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
+                    continue
+                self.resumes += 1
+                return True
+            return False
+        finally:
+            self._reopen = reopen
+
+
+_Opener = Coroutine[Any, Any, ClientConnection]
+
+
+async def _open(
+    url: str, headers: dict[str, str] | None, open_timeout: float, max_size: int | None
+) -> ClientConnection:
+    try:
+        return await connect(
+            url,
+            additional_headers=headers,
+            compression=None,
+            open_timeout=open_timeout,
+            max_size=max_size,
+            proxy=None,
+        )
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        message = f"the server refused the connection: HTTP {status}"
+        raise ConnectFailed(message + _why(exc.response.body), status=status) from None
+    except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as exc:
+        where = urlsplit(url)._replace(query="").geturl()  # a query may hold a token
+        raise ConnectFailed(f"cannot connect to {where}: {exc or type(exc).__name__}") from exc
 
 
 def _why(body: bytes | None) -> str:

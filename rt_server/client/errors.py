@@ -20,9 +20,10 @@ class RtClientError(Exception):
 class ConnectFailed(RtClientError):
     """The websocket could not be opened, or the session ended before it was ready."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.status = status  # the HTTP status of a refused handshake
+        self.code = code  # the error code of an ``error`` sent before ``connected``
 
 
 class ServerError(RtClientError):

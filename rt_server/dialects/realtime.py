@@ -50,6 +50,7 @@ class ClientControl(TypedDict):
 
 ServerAction: TypeAlias = Literal[
     "connected",
+    "resumed",
     "speech_started",
     "text_done",
     "interrupted",
@@ -61,12 +62,17 @@ ServerAction: TypeAlias = Literal[
 
 
 class ServerControl(TypedDict):
-    """Server: a session event; ``connected`` carries the greeting, ``text_done`` an id;
-    ``interrupted`` answers an ``interrupt``, after the cut parts' ``text_done``."""
+    """Server: a session event; ``connected`` carries the greeting and ``resume`` (the
+    token to reconnect with, ``?resume=``; ``shutting_down`` carries it too), ``resumed``
+    says the conversation was taken up again (``interrupted``: the reply to the last turn
+    was lost with the connection), ``text_done`` carries an id; ``interrupted`` answers an
+    ``interrupt``, after the cut parts' ``text_done``."""
 
     type: Literal["control"]
     action: ServerAction
     greeting: NotRequired[str]
+    resume: NotRequired[str]
+    interrupted: NotRequired[bool]
     id: NotRequired[str]
     name: NotRequired[str]
 
@@ -127,7 +133,15 @@ class RealtimeTranslator(Translator):
         return self.interrupt(now) if message["action"] == "interrupt" else self.commit()
 
     def render_connected(self) -> list[ClientFrame]:
-        return [ServerControl(type="control", action="connected", greeting=self.profile.greeting)]
+        connected = ServerControl(
+            type="control", action="connected", greeting=self.profile.greeting
+        )
+        if self.resume_token is not None:
+            connected["resume"] = self.resume_token
+        return [connected]
+
+    def render_resumed(self, interrupted: bool) -> list[ClientFrame]:
+        return [ServerControl(type="control", action="resumed", interrupted=interrupted)]
 
     def render_speech_started(self) -> list[ClientFrame]:
         return [ServerControl(type="control", action="speech_started")]
@@ -162,7 +176,10 @@ class RealtimeTranslator(Translator):
         return [ServerControl(type="control", action=action, name=name)]
 
     def render_shutting_down(self) -> list[ClientFrame]:
-        return [ServerControl(type="control", action="shutting_down")]
+        shutting_down = ServerControl(type="control", action="shutting_down")
+        if self.resume_token is not None:
+            shutting_down["resume"] = self.resume_token
+        return [shutting_down]
 
     def render_error(
         self, code: ErrorCode, message: str, retry_after: float | None = None

@@ -18,6 +18,9 @@ from rt_server.translate import Note
 
 #: Notes that are turns: who spoke.
 TURN_ROLES = {"user_text": "user", "user_transcript": "user", "assistant_text": "assistant"}
+#: A resumed conversation's parts number their events apart: part N from N << 20 (one
+#: conversation, several connections, possibly on several instances, never a clash).
+PART_BITS = 20
 
 
 @dataclass(slots=True)
@@ -38,7 +41,8 @@ class Recorder:
         self._settled.set()
 
     def session_started(self, info: SessionInfo) -> None:
-        self._live[info.id] = _Live()
+        # A resumed part's Started is ignored (insert-or-ignore): the first part's stays.
+        self._live[info.id] = _Live(seq=info.part << PART_BITS)
         self._settled.clear()
         started = datetime.fromtimestamp(info.started_at, UTC).replace(tzinfo=None)
         self._store.put(
@@ -54,13 +58,13 @@ class Recorder:
         )
 
     def session_note(self, info: SessionInfo, note: Note) -> None:
-        live = self._live.setdefault(info.id, _Live())
+        live = self._live.setdefault(info.id, _Live(seq=info.part << PART_BITS))
         if note.kind == "rate_limits":
             return  # the account's, not the conversation's: /metrics has the latest
         if note.kind == "usage":
             total = note.data.get("total_tokens")
             live.tokens += total if isinstance(total, int) else 0
-        if live.seq >= self._max_events:
+        if live.seq - (info.part << PART_BITS) >= self._max_events:
             live.dropped += 1
             return
         live.seq += 1

@@ -42,6 +42,7 @@ const ERRORS = {
   backend_reconnected: "The connection to the voice service was restored.",
   internal_error: "Something went wrong in the server.",
   shutting_down: "The server is restarting. Connect again in a moment.",
+  resume_expired: "The conversation could not be restored; a new one starts when you connect.",
   forbidden_origin: "The server does not accept connections from this page's address.",
 };
 const PROTOCOL_ERROR = "The server could not understand a message from this page.";
@@ -50,6 +51,12 @@ let ws = null;
 let player = null;
 let mic = null;
 let closing = false;
+// Resume: the token `connected` gave; an unexpected close reconnects with it (any
+// instance behind the load balancer takes the conversation up again).
+let resumeToken = null;
+let resumeAttempts = 0;
+const RESUMABLE = new Set([1001, 1006, 1011, 1012, 1013, 1014]);
+const RESUME_ATTEMPTS = 5;
 const replies = new Map(); // text_delta id -> assistant bubble
 let lastReply = null; // the newest assistant bubble: the one whose audio may be playing
 const unheard = []; // speech bubbles still waiting for their transcription
@@ -111,7 +118,7 @@ function defaultUrl() {
   return url.href;
 }
 
-async function connect() {
+async function connect(resume = null) {
   let url;
   try {
     url = new URL($("url").value);
@@ -130,7 +137,9 @@ async function connect() {
   }
   const token = $("token").value.trim();
   if (token) url.searchParams.set("token", token); // browsers cannot set websocket headers
-  setState("connecting", "Connecting…");
+  if (resume) url.searchParams.set("resume", resume);
+  else resumeToken = null;
+  setState("connecting", resume ? "Reconnecting…" : "Connecting…");
   closing = false;
   try {
     player = await createPlayer(stats);
@@ -164,6 +173,11 @@ async function onClose(event) {
   player = null;
   if (closing) {
     setState("disconnected", "Disconnected");
+  } else if (resumeToken && RESUMABLE.has(event.code) && resumeAttempts < RESUME_ATTEMPTS) {
+    const delay = 200 * 2 ** resumeAttempts;
+    resumeAttempts += 1;
+    setState("connecting", "Reconnecting…");
+    setTimeout(() => connect(resumeToken), delay);
   } else if (!wasConnected && event.code === 1006) {
     setState("error", "Could not connect");
     showError("Could not connect. The server may be down, or it refused the token.");
@@ -189,6 +203,7 @@ function onMessage(message) {
       return onTranscription(message);
     case "error": {
       if (message.code === "transcription_failed") onTranscriptionFailed();
+      if (message.code === "resume_expired") resumeToken = null;
       const sentence = ERRORS[message.code] ?? PROTOCOL_ERROR;
       const retry = message.retry_after ? ` Try again in ${Math.ceil(message.retry_after)} s.` : "";
       return showError(sentence + retry, message.message);
@@ -196,18 +211,31 @@ function onMessage(message) {
   }
 }
 
-function onControl({ action, greeting, id, name }) {
+function onControl({ action, greeting, id, name, resume, interrupted }) {
   switch (action) {
     case "connected":
       setState("connected", "Connected");
-      if (greeting) bubble("assistant", greeting, "greeting");
+      if (greeting && !resumeToken) bubble("assistant", greeting, "greeting");
+      resumeToken = resume ?? null;
       return $("text").focus();
+    case "resumed":
+      resumeAttempts = 0;
+      return note(
+        interrupted
+          ? "Reconnected; the last reply was lost, please ask again."
+          : "Reconnected; the conversation goes on.",
+      );
     case "speech_started":
       return onSpeechStarted();
     case "text_done":
       return replies.get(id)?.classList.remove("streaming");
     case "shutting_down":
-      return note("The server is shutting down; this conversation will end soon.");
+      if (resume) resumeToken = resume;
+      return note(
+        resumeToken
+          ? "The server is restarting; the conversation moves to another one."
+          : "The server is shutting down; this conversation will end soon.",
+      );
     case "tool_call":
       return note(`Using ${name ?? "a tool"}…`);
     case "tool_done":

@@ -17,7 +17,11 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from rt_server.client.wav import silence, write_wav
+from rt_server.edge import server_options
 from rt_server.emulator import RunningEmulator
+from rt_server.main import create_app
+from rt_server.runtime import app_runtime
+from rt_server.serving import serve
 from tests.conftest import openai_settings
 from tests.support.harness import RunningServer, running_server
 from tests.support.speech import have_speech_tools, speech_pcm16
@@ -231,3 +235,30 @@ async def test_speaking_over_a_reply_stops_its_playback_at_once(page: Page) -> N
     # The spoken turn still gets its own answer after the interruption.
     await expect(page.locator(".bubble.user.speech:not(.pending)")).to_have_count(1, timeout=20_000)
     await expect(page.locator(DONE_REPLIES).last).to_contain_text("You said: [", timeout=20_000)
+
+
+async def test_a_drained_session_is_resumed_by_the_page_with_its_context(
+    emulator: RunningEmulator, mic_wav: Path, tmp_path: Path
+) -> None:
+    """The server drains (``shutting_down`` with the resume token, close 1001): the page
+    reconnects with ``?resume=`` by itself and the conversation goes on."""
+    settings = openai_settings(emulator.http_url)
+    app = create_app(settings)
+    async with (
+        serve(app, **server_options(settings.limits)) as served,
+        web_client(f"{served.http_url}/", mic_wav, tmp_path / "profile") as page,
+    ):
+        await connect(page)
+        await page.fill("#text", "my name is Ada")
+        await page.press("#text", "Enter")
+        await expect(page.locator(DONE_REPLIES)).to_have_count(1)
+        for session in list(app_runtime(app).sessions):
+            session.shutdown(0.0)
+        await expect(page.locator(".note").last).to_have_text(
+            "Reconnected; the conversation goes on."
+        )
+        await expect(page.locator("body")).to_have_attribute("data-state", "connected")
+        await page.fill("#text", "recap")
+        await page.press("#text", "Enter")
+        await expect(page.locator(DONE_REPLIES).last).to_contain_text("my name is Ada")
+        assert await page.locator(".bubble.greeting").count() == 1  # not greeted again
