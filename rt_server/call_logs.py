@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from dataclasses import dataclass, field
 
 import orjson
@@ -54,6 +55,7 @@ class Console:
     followed: Session | None = None
     remote: str | None = None  # a session served by another instance, followed through Redis
     translator: LogsTranslator = field(default_factory=LogsTranslator)
+    key: str = field(default_factory=lambda: secrets.token_hex(6))  # in relayed operations
 
 
 class CallLogs:
@@ -225,7 +227,7 @@ class CallLogs:
                 self.saved = self.saved.merged(operation.config)
                 if operation.refused:
                     _tell(console, "unsupported_field", _refused(operation.refused))
-            self.relay.operate(console.remote, operation)
+            self.relay.operate(console, operation)
             return
         match operation:
             case Configure(config, refused):
@@ -239,10 +241,17 @@ class CallLogs:
             case Reply() if session is not None:
                 session.operate(session.translator.operator_reply())
             case _:
-                _tell(console, "no_call", "no call is being followed: wait for a call")
+                _tell(console, "no_call", _NO_CALL)
+
+    def refused(self, key: str) -> None:
+        """The console ``key`` names operated a call that had ended on its instance."""
+        for console in self.consoles:
+            if console.key == key:
+                _tell(console, "no_call", _NO_CALL)
 
 
 _NO_CAPS = Caps()
+_NO_CALL = "no call is being followed: wait for a call"
 
 
 def _refused(fields: list[str] | tuple[str, ...]) -> str:

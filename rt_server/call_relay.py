@@ -8,8 +8,12 @@ instance sharing ``REDIS_URL``, over the shared store's pub/sub (:mod:`rt_server
   event goes out once on ``logs`` as ``<session id>\\n<the event as the console renders it>``;
   ``{"unfollow": ...}`` when no console of that instance follows it any more.
 - Operating: a console's ``session.update``, tool output or ``response.create`` for a call
-  elsewhere goes out on ``logs_control`` as ``{"op": ..., "session": id, ...}`` and is
-  applied by the instance serving it, as for its own consoles.
+  elsewhere goes out on ``logs_control`` as ``{"op": ..., "session": id, "at": instance,
+  "by": instance, "console": key}`` and is applied by the instance serving it, as for its
+  own consoles. If that call has ended there (its ``session_ended`` had not reached the
+  console's instance yet), that instance answers ``{"refused": id, "to": instance,
+  "console": key}`` and the console is told ``no_call``, as a console of the instance that
+  served the call would be: an operation is applied or answered, never silently lost.
 
 What is lost in transit (a message published while no instance listened) is not retried:
 the console sees the next events.
@@ -33,6 +37,7 @@ from rt_server.translate import CallConfig
 class Console(Protocol):
     """A console, as the relay sees it (:class:`rt_server.call_logs.Console`)."""
 
+    key: str  # names the console in the answer to an operation
     remote: str | None
     feed: Feed
 
@@ -50,6 +55,8 @@ class CallLogs(Protocol):
 
     def remote_started(self, session_id: str, dialect: str) -> None: ...
 
+    def refused(self, key: str) -> None: ...
+
 
 _STARTED = '"type":"session_started"'
 _ENDED = '"type":"session_ended"'
@@ -61,7 +68,8 @@ class CallRelay:
     def __init__(self, logs: CallLogs, shared: Shared) -> None:
         self._logs = logs
         self._shared = shared
-        self.remote: dict[str, str] = {}  # live elsewhere: session id -> dialect, oldest first
+        # live elsewhere: session id -> (dialect, the instance serving it), oldest first
+        self.remote: dict[str, tuple[str, str]] = {}
         self.exported: dict[str, set[str]] = {}  # served here: session id -> instances following
         shared.listen("monitor", self._monitor)
         shared.listen("logs", self._event)
@@ -73,7 +81,7 @@ class CallRelay:
         return session_id in self.remote
 
     def newest_call(self, dialect: str) -> str | None:
-        calls = [id for id, kind in self.remote.items() if kind == dialect]
+        calls = [id for id, (kind, _) in self.remote.items() if kind == dialect]
         return calls[-1] if calls else None
 
     def follow(self, console: Console, session_id: str) -> None:
@@ -90,9 +98,14 @@ class CallRelay:
         if not any(c.remote == session_id for c in self._logs.consoles if c is not console):
             self._send({"unfollow": session_id, "by": self._shared.instance})
 
-    def operate(self, session_id: str, operation: Operation) -> None:
-        """Have the instance serving ``session_id`` apply ``operation``."""
-        message: dict[str, Any] = {"session": session_id}
+    def operate(self, console: Console, operation: Operation) -> None:
+        """Have the instance serving the call ``console`` follows apply ``operation``."""
+        session_id = console.remote
+        assert session_id is not None
+        message: dict[str, Any] = {"session": session_id, "console": console.key}
+        message["by"] = self._shared.instance
+        if (known := self.remote.get(session_id)) is not None:
+            message["at"] = known[1]
         match operation:
             case Configure(config, _):
                 message |= {"op": "configure", "profile": dict(config.profile)}
@@ -117,7 +130,7 @@ class CallRelay:
         session_id = parsed["session"]
         if parsed["type"] == "session_started":
             if parsed["data"].get("instance") != self._shared.instance:
-                self.remote[session_id] = parsed["dialect"]
+                self.remote[session_id] = (parsed["dialect"], parsed["data"].get("instance"))
                 self._logs.remote_started(session_id, parsed["dialect"])
         else:
             self.remote.pop(session_id, None)
@@ -136,8 +149,15 @@ class CallRelay:
             self._export(followed, parsed["by"], add=True)
         elif (left := parsed.get("unfollow")) is not None:
             self._export(left, parsed["by"], add=False)
-        elif (session := self._logs.sessions.get(parsed.get("session", ""))) is not None:
-            self._apply(session, parsed)
+        elif parsed.get("refused") is not None:
+            if parsed["to"] == self._shared.instance:
+                self._logs.refused(parsed["console"])
+        elif (session_id := parsed.get("session")) is not None:
+            session = self._logs.sessions.get(session_id)
+            applied = session is not None and self._apply(session, parsed)
+            if not applied and parsed.get("at") == self._shared.instance:  # it ended here
+                answer = {"refused": session_id, "to": parsed["by"], "console": parsed["console"]}
+                self._send(answer)
 
     def _export(self, session_id: str, instance: str, *, add: bool) -> None:
         session = self._logs.sessions.get(session_id)
@@ -152,18 +172,21 @@ class CallRelay:
             del self.exported[session_id]
         self._logs.retap(session)
 
-    def _apply(self, session: Session, parsed: dict[str, Any]) -> None:
+    def _apply(self, session: Session, parsed: dict[str, Any]) -> bool:
+        """Apply a remote operation; False: the session is ending, nothing was done."""
         translator = session.translator
         match parsed.get("op"):
             case "configure":
                 config = CallConfig(parsed.get("profile") or {}, parsed.get("tools"))
-                session.operate(translator.configure(config))
+                return session.operate(translator.configure(config))
             case "tool_output":
-                session.operate(translator.operator_output(parsed["call_id"], parsed["output"]))
+                output = translator.operator_output(parsed["call_id"], parsed["output"])
+                return session.operate(output)
             case "reply":
-                session.operate(translator.operator_reply())
+                return session.operate(translator.operator_reply())
             case other:
                 logger.debug("logs: unknown remote operation {}", other)
+                return True
 
     def _send(self, message: dict[str, Any]) -> None:
         self._shared.publish("logs_control", orjson.dumps(message).decode())

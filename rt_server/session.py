@@ -481,11 +481,13 @@ class Session:
             asyncio.get_running_loop().create_task(connection.aclose())
             self._backend_lost(connection, BackendClosed("the reply was abandoned"))
 
-    def operate(self, out: Outbox) -> None:
+    def operate(self, out: Outbox) -> bool:
         """Act on what the translator returned for an operator (a ``/logs`` client): the
-        same as for the session's own client; ignored once the session is ending."""
-        if not self._ended.done():
-            self._guard(self._apply, out)
+        same as for the session's own client; ignored (False) once the session is ending."""
+        if self._ended.done():
+            return False
+        self._guard(self._apply, out)
+        return True
 
     # ------------------------------------------------------------------- the client socket
 
