@@ -134,6 +134,9 @@ class CallRelay:
                 self._logs.remote_started(session_id, parsed["dialect"])
         else:
             self.remote.pop(session_id, None)
+            for console in self._logs.consoles:
+                if console.remote == session_id:  # as detach does here: no_call until the next
+                    console.remote = None
 
     # ------------------------------------------------------------ sessions served here
 

@@ -65,3 +65,10 @@ def test_an_operation_for_a_call_that_ended_before_its_instance_said_so_is_answe
     bus.pump()
     answers = [orjson.loads(m) for m in console.feed.queue]
     assert [a["error"]["code"] for a in answers] == ["no_call"]
+    # Once rt1 hears the call has ended, its console follows nothing: told at once.
+    ended = {"type": "session_ended", "session": "s1", "dialect": "twilio", "data": {}}
+    there.shared.publish("monitor", orjson.dumps(ended).decode())
+    bus.pump()
+    assert console.remote is None
+    here._apply(console, Reply())
+    assert [orjson.loads(m)["error"]["code"] for m in console.feed.queue] == ["no_call"] * 2
